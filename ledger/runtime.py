@@ -1,0 +1,200 @@
+"""Wiring: open the store, keys, chain and contracts for a data directory; the one entry point
+that ``api.create_app``, the CLI and the tests use to get a running ledger.
+
+Start-up order matters: the store (migrations) and the key vault first, then the platform keys, the
+chain (the embedded chain's genesis funds the platform's funder key), the bootstrap registrar, and
+finally the contracts (deployed once per chain id, reused afterwards).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from eth_account.signers.local import LocalAccount
+from sqlalchemy import select
+from web3 import Web3
+from web3.contract.contract import Contract
+from web3.types import Wei
+
+from ledger.chain.client import Chain
+from ledger.chain.contracts import ensure_deployed
+from ledger.errors import ChainError
+from ledger.identity.parties import PartyService, new_token, party_id_bytes32, uscc_hash
+from ledger.identity.uscc import make_uscc
+from ledger.identity.vault import KeyVault
+from ledger.settings import Settings
+from ledger.store.db import Store
+from ledger.store.models import Party, PlatformKey
+from ledger.types import PartyKind
+
+log = logging.getLogger("sharetrail")
+
+REGISTRAR_NAME = "贵阳市大数据发展管理委员会"
+GAS_TOPUP = 10**20  # 100 ETH on dev chains
+DEV_FUNDING = 10**21  # 1000 ETH of a dev node's prefunded 10,000
+
+
+@dataclass
+class Bootstrap:
+    """What the first start created and must tell the operator once."""
+
+    registrar_id: str
+    registrar_token: str | None  # None when it came from SHARETRAIL_BOOTSTRAP_TOKEN or already existed
+
+
+class Ledger:
+    """The running domain core for one data directory."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: Store,
+        vault: KeyVault,
+        chain: Chain,
+        funder: LocalAccount,
+        log_key: LocalAccount,
+        contracts: dict[str, Contract],
+        parties: PartyService,
+        bootstrap: Bootstrap,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.vault = vault
+        self.chain = chain
+        self.funder = funder
+        self.log_key = log_key
+        self.contracts = contracts
+        self.parties = parties
+        self.bootstrap = bootstrap
+
+    @classmethod
+    def open(cls, settings: Settings) -> Ledger:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.database_url)
+        try:
+            store.migrate()
+            vault = KeyVault.for_data_dir(settings.data_dir)
+            funder = _platform_key(store, vault, "funder")
+            log_key = _platform_key(store, vault, "log")
+            if settings.is_embedded:
+                chain = Chain.embedded(settings.data_dir / "chain.sqlite", funder.address)
+            else:
+                chain = Chain.http(settings.chain)
+                _fund_from_dev_node(chain, funder)
+        except BaseException:
+            store.close()
+            raise
+        try:
+            return cls._finish_open(settings, store, vault, chain, funder, log_key)
+        except BaseException:
+            chain.close()
+            store.close()
+            raise
+
+    @classmethod
+    def _finish_open(
+        cls,
+        settings: Settings,
+        store: Store,
+        vault: KeyVault,
+        chain: Chain,
+        funder: LocalAccount,
+        log_key: LocalAccount,
+    ) -> Ledger:
+        with store.session() as session:
+            registrar = session.scalar(
+                select(Party).where(Party.kind == PartyKind.REGISTRAR).order_by(Party.created_at)
+            )
+        bootstrap_token: str | None = None
+        placeholder = PartyService(store=store, vault=vault, chain=chain, registry=None)  # type: ignore[arg-type]
+        if registrar is None:
+            token = settings.bootstrap_token or new_token()
+            bootstrap_token = None if settings.bootstrap_token else token
+            registrar = placeholder.bootstrap_registrar(
+                name=REGISTRAR_NAME, uscc=make_uscc(division="520100", seq=1), token=token
+            )
+        registrar_account = placeholder.signer(registrar)
+        _top_up(chain, funder, registrar_account.address)
+        contracts = {
+            "PartyRegistry": ensure_deployed(
+                chain,
+                store,
+                funder,
+                "PartyRegistry",
+                [
+                    funder.address,
+                    registrar.address,
+                    party_id_bytes32(registrar.id),
+                    uscc_hash(registrar.uscc),
+                ],
+            ),
+        }
+        parties = PartyService(
+            store=store,
+            vault=vault,
+            chain=chain,
+            registry=contracts["PartyRegistry"],
+            cache_seconds=settings.suspension_cache_seconds,
+        )
+        parties.reconcile()
+        return cls(
+            settings=settings,
+            store=store,
+            vault=vault,
+            chain=chain,
+            funder=funder,
+            log_key=log_key,
+            contracts=contracts,
+            parties=parties,
+            bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
+        )
+
+    def close(self) -> None:
+        self.chain.close()
+        self.store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _platform_key(store: Store, vault: KeyVault, name: str) -> LocalAccount:
+    with store.session() as session:
+        row = session.get(PlatformKey, name)
+        if row is None:
+            account, sealed = vault.new_account(f"platform:{name}")
+            session.add(PlatformKey(name=name, address=account.address, ciphertext=sealed))
+            return account
+        return vault.account(row.ciphertext, f"platform:{name}")
+
+
+def _fund_from_dev_node(chain: Chain, funder: LocalAccount) -> None:
+    """On a dev node (Hardhat, Anvil, Ganache) fund the platform key from an unlocked account."""
+    if chain.balance(funder.address) > 0 or chain._rpc(lambda: chain.w3.eth.gas_price) == 0:
+        return
+    accounts = chain._rpc(lambda: chain.w3.eth.accounts)
+    if not accounts:
+        raise ChainError(
+            f"the platform funding key {funder.address} has no balance on chain {chain.chain_id}; fund it "
+            "(or run a zero-gas-price consortium network)",
+            code="funder_unfunded",
+        )
+    tx_hash = chain._rpc(
+        lambda: chain.w3.eth.send_transaction(
+            {"from": accounts[0], "to": funder.address, "value": Wei(DEV_FUNDING)}
+        )
+    )
+    chain.wait(tx_hash)
+    log.info("funded platform key %s from dev account %s", funder.address, accounts[0])
+
+
+def _top_up(chain: Chain, funder: LocalAccount, address: str) -> None:
+    if chain.kind == "http" and chain._rpc(lambda: chain.w3.eth.gas_price) == 0:
+        return
+    if chain.balance(address) < GAS_TOPUP // 10:
+        chain.send_value(funder, Web3.to_checksum_address(address), GAS_TOPUP)

@@ -1,0 +1,41 @@
+"""Settings, all from the environment (``SHARETRAIL_*``), with working defaults (DESIGN.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHARETRAIL_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("./.sharetrail"), description="where keys, the chain and SQLite live")
+    db_url: str | None = Field(default=None, description="SQLAlchemy URL; default SQLite in the data dir")
+    chain: str = Field(default="embedded", description="'embedded' or an http(s):// JSON-RPC URL")
+    bootstrap_token: str | None = Field(default=None, description="the registrar's API token on first start")
+    origin: str = Field(default="sharetrail.local/log", description="C2SP checkpoint origin line")
+    suspension_cache_seconds: float = Field(
+        default=2.0, ge=0, description="how long an on-chain status is cached"
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, gt=0, description="larger request bodies are refused (413)"
+    )
+
+    @field_validator("chain")
+    @classmethod
+    def _chain(cls, value: str) -> str:
+        if value != "embedded" and not value.startswith(("http://", "https://")):
+            raise ValueError("SHARETRAIL_CHAIN must be 'embedded' or an http(s):// JSON-RPC URL")
+        return value
+
+    @property
+    def database_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{(self.data_dir / 'sharetrail.sqlite').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.chain == "embedded"

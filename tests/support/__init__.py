@@ -1,0 +1,1 @@
+"""Reusable test helpers (real external services for integration tests; no mocks of them)."""
