@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import errors
-from api.routes import parties, system
+from api.routes import log, parties, system
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
@@ -35,10 +35,13 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = ledger is None
-        app.state.ledger = ledger or Ledger.open(settings)
+        app.state.ledger = running = ledger or Ledger.open(settings)
+        if settings.anchor_loop:
+            running.anchorer.start()
         try:
             yield
         finally:
+            running.anchorer.stop()
             if owned:
                 app.state.ledger.close()
 
@@ -53,4 +56,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     errors.install(app)
     app.include_router(system.router)
     app.include_router(parties.router)
+    app.include_router(log.router)
     return app

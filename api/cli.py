@@ -59,6 +59,73 @@ def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
     _serve(Settings(), host, port, demo=True)
 
 
+@app.command()
+def verify() -> None:
+    """Full integrity audit of the database against the chain; exit 1 naming each broken record."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ledger.log.verify import verify as run_verify
+    from ledger.runtime import Ledger
+
+    console = Console(stderr=True)
+    with Ledger.open(Settings()) as ledger:
+        total = max(ledger.log.log.size(), 1)
+        columns = (TextColumn("verifying"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("verify", total=total)
+            report = run_verify(
+                ledger.store,
+                ledger.chain,
+                ledger.contracts["Anchor"],
+                progress=lambda done: bar.update(task, completed=min(done, total)),
+            )
+    typer.echo(
+        f"entries: {report.entries}  anchored size: {report.anchored_size}  "
+        f"checkpoints checked: {report.checkpoints}"
+    )
+    if report.intact:
+        typer.echo("intact: every record matches the roots anchored on chain")
+        return
+    for problem in report.problems:
+        typer.echo(problem.describe())
+    typer.echo(f"BROKEN: {len(report.problems)} problem(s)")
+    raise typer.Exit(1)
+
+
+@app.command("verify-bundle")
+def verify_bundle_cmd(
+    file: Annotated[Path, typer.Argument(help="proof bundle JSON file ('-' for stdin)")],
+    rpc: Annotated[str, typer.Option("--rpc", help="chain JSON-RPC endpoint URL")],
+) -> None:
+    """Check a proof bundle with nothing but a chain endpoint."""
+    import json
+
+    from ledger.errors import VerificationError
+    from ledger.log.bundle import verify_bundle
+
+    try:
+        text = sys.stdin.read() if str(file) == "-" else file.read_text(encoding="utf-8")
+        bundle = json.loads(text)
+    except (OSError, ValueError) as exc:
+        typer.echo(f"FAILED malformed_bundle: cannot read {file}: {exc}")
+        raise typer.Exit(1) from exc
+    try:
+        verify_bundle(bundle, rpc)
+    except VerificationError as exc:
+        typer.echo(f"FAILED {exc.code}: {exc.message}")
+        raise typer.Exit(1) from exc
+    typer.echo(
+        f"OK: log entry {bundle['leaf_index']} is included in the root anchored at tree size "
+        f"{bundle['tree_size']} on chain {bundle['anchor']['chain_id']}"
+    )
+
+
+from api.cli_bench import bench_app  # noqa: E402
+
+app.add_typer(bench_app, name="bench")
+
+
 def main() -> None:
     app()
 

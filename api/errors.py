@@ -77,9 +77,14 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         if status >= 500:
             log.warning("%s: %s", exc.code, exc.message)
+        extra: dict[str, Any] = {}
         if status == 503:
             headers = {"Retry-After": "5"}
-        return error_response(status, exc.code, exc.message, headers)
+        retry_after = exc.details.get("retry_after")
+        if isinstance(retry_after, int):
+            headers = {"Retry-After": str(retry_after)}
+            extra["retry_after"] = retry_after
+        return error_response(status, exc.code, exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -24,6 +24,10 @@ from ledger.errors import ChainError
 from ledger.identity.parties import PartyService, new_token, party_id_bytes32, uscc_hash
 from ledger.identity.uscc import make_uscc
 from ledger.identity.vault import KeyVault
+from ledger.log.anchoring import Anchorer, AnchorPolicy
+from ledger.log.note import NoteSigner
+from ledger.log.service import LogService
+from ledger.log.store import LogStore
 from ledger.settings import Settings
 from ledger.store.db import Store
 from ledger.store.models import Party, PlatformKey
@@ -58,6 +62,7 @@ class Ledger:
         log_key: LocalAccount,
         contracts: dict[str, Contract],
         parties: PartyService,
+        log: LogService,
         bootstrap: Bootstrap,
     ) -> None:
         self.settings = settings
@@ -68,6 +73,7 @@ class Ledger:
         self.log_key = log_key
         self.contracts = contracts
         self.parties = parties
+        self.log = log
         self.bootstrap = bootstrap
 
     @classmethod
@@ -118,6 +124,7 @@ class Ledger:
             )
         registrar_account = placeholder.signer(registrar)
         _top_up(chain, funder, registrar_account.address)
+        _top_up(chain, funder, log_key.address)
         contracts = {
             "PartyRegistry": ensure_deployed(
                 chain,
@@ -131,6 +138,7 @@ class Ledger:
                     uscc_hash(registrar.uscc),
                 ],
             ),
+            "Anchor": ensure_deployed(chain, store, funder, "Anchor", [funder.address, log_key.address]),
         }
         parties = PartyService(
             store=store,
@@ -140,6 +148,18 @@ class Ledger:
             cache_seconds=settings.suspension_cache_seconds,
         )
         parties.reconcile()
+        signer = _note_signer(store, vault, settings.origin)
+        log_store = LogStore(store)
+        anchorer = Anchorer(
+            log_store=log_store,
+            chain=chain,
+            contract=contracts["Anchor"],
+            operator=log_key,
+            signer=signer,
+            origin=settings.origin,
+            policy=AnchorPolicy(interval=settings.anchor_interval, batch=settings.anchor_batch),
+        )
+        log_service = LogService(log_store=log_store, anchorer=anchorer, signer=signer)
         return cls(
             settings=settings,
             store=store,
@@ -149,10 +169,16 @@ class Ledger:
             log_key=log_key,
             contracts=contracts,
             parties=parties,
+            log=log_service,
             bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
         )
 
+    @property
+    def anchorer(self) -> Anchorer:
+        return self.log.anchorer
+
     def close(self) -> None:
+        self.log.anchorer.stop()
         self.chain.close()
         self.store.close()
 
@@ -171,6 +197,22 @@ def _platform_key(store: Store, vault: KeyVault, name: str) -> LocalAccount:
             session.add(PlatformKey(name=name, address=account.address, ciphertext=sealed))
             return account
         return vault.account(row.ciphertext, f"platform:{name}")
+
+
+def _note_signer(store: Store, vault: KeyVault, origin: str) -> NoteSigner:
+    """The operator's Ed25519 key for C2SP checkpoint notes, sealed at rest like every key."""
+    label = "platform:note"
+    with store.session() as session:
+        row = session.get(PlatformKey, "note")
+        if row is None:
+            signer = NoteSigner.generate(origin)
+            session.add(
+                PlatformKey(
+                    name="note", address="ed25519", ciphertext=vault.seal(signer.private_bytes(), label)
+                )
+            )
+            return signer
+        return NoteSigner.from_private_bytes(origin, vault.open(row.ciphertext, label))
 
 
 def _fund_from_dev_node(chain: Chain, funder: LocalAccount) -> None:

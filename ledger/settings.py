@@ -22,6 +22,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="larger request bodies are refused (413)"
     )
+    anchor_interval: float = Field(default=2.0, gt=0, description="seconds between anchors while leaves pend")
+    anchor_batch: int = Field(default=1000, gt=0, description="anchor at once when this many leaves pend")
+    anchor_loop: bool = Field(default=True, description="run the anchoring loop inside `serve`")
 
     @field_validator("chain")
     @classmethod

@@ -72,3 +72,61 @@ class ChainContract(Base):
     tx_hash: Mapped[str] = mapped_column(String(66))
     block_number: Mapped[int] = mapped_column(BigInteger)
     deployed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class LogEntry(Base):
+    """One leaf of the Merkle log: the canonical (RFC 8785) bytes of an event, at its index.
+
+    Append-only: database triggers refuse UPDATE and DELETE (the verifier still catches a
+    privileged user who drops them). The leaf's hash is *not* stored here but in ``log_nodes``,
+    so a row moved, edited or swapped is caught against the authenticated tree.
+    """
+
+    __tablename__ = "log_entries"
+
+    idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    event_id: Mapped[str] = mapped_column(String(64), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    accessor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    resource: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    entry: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LogNode(Base):
+    """Every complete ("perfect") subtree hash of the log, keyed ``level << 48 | index``.
+
+    Level 0 are the leaf hashes. With all perfect nodes stored, an inclusion or consistency proof
+    is O(log n) point reads (docs/log.md).
+    """
+
+    __tablename__ = "log_nodes"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+class LogHead(Base):
+    """The single row that serialises appenders: current size and the right border (frontier)."""
+
+    __tablename__ = "log_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    size: Mapped[int] = mapped_column(BigInteger)
+    frontier: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Checkpoint(Base):
+    """A (size, root) anchored on chain, with where, and its C2SP signed note."""
+
+    __tablename__ = "checkpoints"
+
+    size: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    root: Mapped[bytes] = mapped_column(LargeBinary(32))
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    contract: Mapped[str] = mapped_column(String(42))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    block_number: Mapped[int] = mapped_column(BigInteger)
+    anchored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str] = mapped_column(String(4000))

@@ -1,0 +1,173 @@
+"""The log as the rest of the system sees it: record events, serve checkpoints, proofs and bundles.
+
+Who may do what (DESIGN.md routes): any party reads checkpoints and proofs; the operator (an
+external exchange platform's gateway) records batches of access events; a proof bundle goes to the
+accessor, the data's provider, regulators and the registrar; raw entries to regulators, the registrar
+and the operator.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from ledger.canonical import canonical_json
+from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ledger.log.anchoring import Anchorer
+from ledger.log.events import AccessEvent
+from ledger.log.note import NoteSigner
+from ledger.log.store import Appended, LogStore, NewEntry
+from ledger.store.models import Party
+from ledger.types import PartyKind
+
+MAX_BATCH = 1000
+MAX_ENTRIES_PAGE = 1000
+AUDITORS = (PartyKind.REGULATOR, PartyKind.REGISTRAR)
+
+
+def hx(value: bytes) -> str:
+    return "0x" + value.hex()
+
+
+class NotAnchoredYet(Conflict):
+    code = "not_anchored"
+
+
+class LogService:
+    def __init__(self, *, log_store: LogStore, anchorer: Anchorer, signer: NoteSigner) -> None:
+        self.log = log_store
+        self.anchorer = anchorer
+        self.signer = signer
+
+    # -- recording ------------------------------------------------------------------------------
+    def record_gateway_events(self, caller: Party, events: Sequence[AccessEvent]) -> list[Appended]:
+        if caller.kind is not PartyKind.OPERATOR:
+            raise Forbidden("only the platform operator may record gateway events", code="forbidden_role")
+        if not events:
+            raise InvalidInput("the batch is empty", code="empty_batch")
+        if len(events) > MAX_BATCH:
+            raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
+        named = {e.accessor for e in events} | {e.provider for e in events if e.provider}
+        with self.log.store.session() as session:
+            known = set(session.scalars(select(Party.id).where(Party.id.in_(named))))
+        unknown = sorted(named - known)
+        if unknown:
+            raise InvalidInput(f"unknown party id(s): {', '.join(unknown[:5])}", code="unknown_party")
+        entries = [
+            NewEntry(
+                event_id=e.event_id,
+                kind=e.kind.value,
+                time=e.time,
+                event=e.leaf(recorded_by=caller.id),
+                accessor=e.accessor,
+                resource=e.resource,
+                request_hash=hashlib.sha256(
+                    canonical_json(e.model_dump(mode="json", exclude_none=True))
+                ).digest(),
+            )
+            for e in events
+        ]
+        results = self.log.append(entries)
+        self.anchorer.poke()
+        return results
+
+    # -- reading --------------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        latest = self.log.latest_checkpoint()
+        size = self.log.size()
+        if latest is None:
+            return {
+                "tree_size": 0,
+                "root": None,
+                "anchored": None,
+                "note": None,
+                "log_size": size,
+                "pending": size,
+                "verifier_key": self.signer.verifier_key(),
+            }
+        return {
+            "tree_size": latest.size,
+            "root": hx(latest.root),
+            "anchored": {
+                "chain_id": latest.chain_id,
+                "contract": latest.contract,
+                "tx_hash": latest.tx_hash,
+                "block_number": latest.block_number,
+                "at": latest.anchored_at.isoformat(),
+            },
+            "note": latest.note,
+            "log_size": size,
+            "pending": size - latest.size,
+            "verifier_key": self.signer.verifier_key(),
+        }
+
+    def inclusion(self, index: int, tree_size: int) -> dict[str, Any]:
+        if not 0 <= index < tree_size:
+            raise InvalidInput(
+                f"index {index} is outside a tree of size {tree_size}", code="index_out_of_range"
+            )
+        return {
+            "leaf_index": index,
+            "tree_size": tree_size,
+            "leaf_hash": hx(self.log.leaf_hash(index)),
+            "proof": [hx(h) for h in self.log.inclusion_proof(index, tree_size)],
+            "root": hx(self.log.root(tree_size)),
+        }
+
+    def consistency(self, first: int, second: int) -> dict[str, Any]:
+        if not 0 < first <= second:
+            raise InvalidInput("need 0 < first <= second", code="invalid_sizes")
+        return {
+            "first": first,
+            "second": second,
+            "first_root": hx(self.log.root(first)),
+            "second_root": hx(self.log.root(second)),
+            "proof": [hx(h) for h in self.log.consistency_proof(first, second)],
+        }
+
+    def entries(self, caller: Party, start: int, end: int) -> list[dict[str, Any]]:
+        if caller.kind not in (*AUDITORS, PartyKind.OPERATOR):
+            raise Forbidden(
+                "log entries are for regulators, the registrar and the operator", code="forbidden_role"
+            )
+        if start < 0 or end <= start:
+            raise InvalidInput("need 0 <= start < end", code="invalid_range")
+        if end - start > MAX_ENTRIES_PAGE:
+            raise InvalidInput(f"at most {MAX_ENTRIES_PAGE} entries per page", code="range_too_large")
+        return [
+            {"index": e.index, "event_id": e.event_id, "kind": e.kind, "entry": json.loads(e.entry)}
+            for e in self.log.entries(start, end)
+        ]
+
+    def bundle(self, caller: Party, index: int) -> dict[str, Any]:
+        stored = self.log.entry(index)
+        entry = json.loads(stored.entry)
+        allowed = caller.kind in AUDITORS or caller.id in (entry.get("accessor"), entry.get("provider"))
+        if not allowed:
+            raise NotFound(f"no log entry at index {index} visible to you", code="entry_not_found")
+        checkpoint = self.log.checkpoint_covering(index)
+        if checkpoint is None:
+            raise NotAnchoredYet(
+                f"log entry {index} is recorded but not anchored yet; retry in a few seconds",
+                retry_after=max(1, int(self.anchorer.policy.interval)),
+            )
+        return {
+            "version": 1,
+            "entry": entry,
+            "leaf_index": index,
+            "tree_size": checkpoint.size,
+            "inclusion_proof": [hx(h) for h in self.log.inclusion_proof(index, checkpoint.size)],
+            "root": hx(checkpoint.root),
+            "anchor": {
+                "chain_id": checkpoint.chain_id,
+                "contract": checkpoint.contract,
+                "tx_hash": checkpoint.tx_hash,
+                "block_number": checkpoint.block_number,
+            },
+            "checkpoint_note": checkpoint.note,
+            "grant": None,
+        }

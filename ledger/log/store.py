@@ -1,0 +1,244 @@
+"""The Merkle log in the SQL store: transactional append, O(log n) proofs.
+
+Layout (docs/log.md): ``log_entries`` holds each entry's canonical bytes at its index;
+``log_nodes`` holds the hash of every perfect subtree, keyed ``level << 48 | index`` (level 0 are
+the leaf hashes); ``log_head`` is one row with the size and the right border (frontier) of the tree.
+
+Append (RFC 9162 §2.1.1) takes the head row's lock — ``BEGIN IMMEDIATE`` on SQLite,
+``SELECT … FOR UPDATE`` on PostgreSQL — so concurrent writers, in one process or several, get one
+gap-free sequence; computes the new perfect nodes from the frontier (a compact range: O(log n)
+per leaf, amortised O(1)); and inserts entries, nodes and the new head in the same transaction. The
+caller is told an index only after that transaction committed.
+
+Proofs name at most 2·log2(n) perfect nodes (see ``merkle.inclusion_proof_plan``), fetched by
+primary key in one query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from ledger.canonical import canonical_json
+from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.log import merkle
+from ledger.store.db import Store
+from ledger.store.models import Checkpoint, LogEntry, LogHead, LogNode
+
+LEVEL_SHIFT = 48
+
+
+def node_key(node: merkle.NodeId) -> int:
+    level, index = node
+    return (level << LEVEL_SHIFT) | index
+
+
+def key_node(key: int) -> merkle.NodeId:
+    return key >> LEVEL_SHIFT, key & ((1 << LEVEL_SHIFT) - 1)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An event to append. ``event`` is the JSON object that becomes the leaf (canonicalised);
+    ``request_hash`` identifies the submitted content for idempotent retries."""
+
+    event_id: str
+    kind: str
+    time: datetime
+    event: Mapping[str, Any]
+    accessor: str | None = None
+    resource: str | None = None
+    request_hash: bytes | None = None
+
+
+@dataclass(frozen=True)
+class Appended:
+    event_id: str
+    index: int
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    index: int
+    event_id: str
+    kind: str
+    entry: bytes
+
+
+def _split(frontier: bytes) -> list[bytes]:
+    return [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
+
+
+class LogStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- append ---------------------------------------------------------------------------------
+    def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
+        """Append a batch in one transaction; idempotent by ``event_id``."""
+        if not entries:
+            return []
+        ids = [e.event_id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise InvalidInput("a batch names the same event_id twice", code="duplicate_event_id")
+        encoded = [canonical_json(dict(e.event)) for e in entries]
+        request_hashes = [
+            e.request_hash or hashlib.sha256(b).digest() for e, b in zip(entries, encoded, strict=True)
+        ]
+        try:
+            with self.store.session() as session:
+                head = session.execute(select(LogHead).where(LogHead.id == 1).with_for_update()).scalar_one()
+                existing = {
+                    row.event_id: (row.idx, row.request_hash)
+                    for row in session.execute(
+                        select(LogEntry.event_id, LogEntry.idx, LogEntry.request_hash).where(
+                            LogEntry.event_id.in_(ids)
+                        )
+                    )
+                }
+                results: list[Appended] = []
+                fresh: list[int] = []
+                for i, entry in enumerate(entries):
+                    seen = existing.get(entry.event_id)
+                    if seen is None:
+                        fresh.append(i)
+                        continue
+                    if bytes(seen[1]) != request_hashes[i]:
+                        raise Conflict(
+                            f"event_id {entry.event_id!r} was already recorded with different content "
+                            f"(log index {seen[0]})",
+                            code="event_id_conflict",
+                        )
+                    results.append(Appended(entry.event_id, seen[0], True))
+                if fresh:
+                    frontier = merkle.CompactRange(size=head.size, hashes=_split(head.frontier))
+                    leaves = [merkle.leaf_hash(encoded[i]) for i in fresh]
+                    nodes, frontier = frontier.append(leaves)
+                    base = head.size
+                    session.execute(
+                        insert(LogEntry),
+                        [
+                            {
+                                "idx": base + n,
+                                "event_id": entries[i].event_id,
+                                "kind": entries[i].kind,
+                                "accessor": entries[i].accessor,
+                                "resource": entries[i].resource,
+                                "time": entries[i].time,
+                                "request_hash": request_hashes[i],
+                                "entry": encoded[i],
+                            }
+                            for n, i in enumerate(fresh)
+                        ],
+                    )
+                    session.execute(insert(LogNode), [{"id": node_key(n), "hash": h} for n, h in nodes])
+                    head.size = frontier.size
+                    head.frontier = b"".join(frontier.hashes)
+                    results.extend(
+                        Appended(entries[i].event_id, base + n, False) for n, i in enumerate(fresh)
+                    )
+        except IntegrityError as exc:
+            # Another writer recorded one of these event ids between our read and insert.
+            raise Conflict("concurrent append of the same event_id; retry", code="event_id_race") from exc
+        order = {eid: n for n, eid in enumerate(ids)}
+        return sorted(results, key=lambda r: order[r.event_id])
+
+    # -- reads ----------------------------------------------------------------------------------
+    def size(self) -> int:
+        with self.store.session() as session:
+            return int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
+
+    def frontier(self) -> merkle.CompactRange:
+        with self.store.session() as session:
+            head = session.execute(select(LogHead).where(LogHead.id == 1)).scalar_one()
+            return merkle.CompactRange(size=head.size, hashes=_split(head.frontier))
+
+    def _check_size(self, tree_size: int) -> None:
+        size = self.size()
+        if tree_size > size:
+            raise InvalidInput(
+                f"tree_size {tree_size} exceeds the log size {size}", code="tree_size_too_large"
+            )
+
+    def nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
+        keys = sorted({node_key(n) for n in ids})
+        found: dict[merkle.NodeId, bytes] = {}
+        with self.store.session() as session:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start : start + 500]
+                for key, value in session.execute(
+                    select(LogNode.id, LogNode.hash).where(LogNode.id.in_(chunk))
+                ):
+                    found[key_node(key)] = bytes(value)
+        return found
+
+    def root(self, tree_size: int) -> bytes:
+        if tree_size == 0:
+            return merkle.EMPTY_ROOT
+        self._check_size(tree_size)
+        plan = merkle.root_plan(tree_size)
+        return merkle.fold(plan, self.nodes(plan))
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        self._check_size(tree_size)
+        plan = merkle.inclusion_proof_plan(index, tree_size)
+        return merkle.assemble(plan, self.nodes(merkle.plan_nodes(plan)))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        self._check_size(second)
+        plan = merkle.consistency_proof_plan(first, second)
+        return merkle.assemble(plan, self.nodes(merkle.plan_nodes(plan)))
+
+    def leaf_hash(self, index: int) -> bytes:
+        found = self.nodes([(0, index)])
+        if (0, index) not in found:
+            raise NotFound(f"no log entry at index {index}", code="entry_not_found")
+        return found[(0, index)]
+
+    def entry(self, index: int) -> StoredEntry:
+        with self.store.session() as session:
+            row = session.get(LogEntry, index)
+        if row is None:
+            raise NotFound(f"no log entry at index {index}", code="entry_not_found")
+        return StoredEntry(row.idx, row.event_id, row.kind, bytes(row.entry))
+
+    def entries(self, start: int, end: int) -> list[StoredEntry]:
+        with self.store.session() as session:
+            rows = session.execute(
+                select(LogEntry.idx, LogEntry.event_id, LogEntry.kind, LogEntry.entry)
+                .where(LogEntry.idx >= start, LogEntry.idx < end)
+                .order_by(LogEntry.idx)
+            )
+            return [StoredEntry(i, e, k, bytes(b)) for i, e, k, b in rows]
+
+    def iter_chunks(self, start: int, end: int, chunk: int = 20_000) -> Iterator[tuple[int, int]]:
+        for a in range(start, end, chunk):
+            yield a, min(end, a + chunk)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def latest_checkpoint(self) -> Checkpoint | None:
+        with self.store.session() as session:
+            return session.scalar(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1))
+
+    def checkpoint_covering(self, index: int) -> Checkpoint | None:
+        """The smallest anchored checkpoint that includes leaf ``index``."""
+        with self.store.session() as session:
+            return session.scalar(
+                select(Checkpoint).where(Checkpoint.size > index).order_by(Checkpoint.size).limit(1)
+            )
+
+    def checkpoint(self, size: int) -> Checkpoint | None:
+        with self.store.session() as session:
+            return session.get(Checkpoint, size)
+
+    def record_checkpoint(self, checkpoint: Checkpoint) -> None:
+        with self.store.session() as session:
+            if session.get(Checkpoint, checkpoint.size) is None:
+                session.add(checkpoint)

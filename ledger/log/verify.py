@@ -1,0 +1,254 @@
+"""The integrity audit: recompute the log from the database rows and check it against the chain.
+
+Trust comes only from the chain: the anchor contract's ``Anchored`` events give the (size, root)
+checkpoints, and the contract accepted each only with a consistency proof from the previous one.
+
+1. The stored leaf hashes (``log_nodes`` level 0) are folded into roots and compared with every
+   anchored checkpoint. If they match, each stored leaf hash up to the last checkpoint is authentic
+   (collision resistance of SHA-256): they become the reference for step 2.
+2. Every entry row is re-hashed (RFC 8785 bytes, RFC 9162 leaf hash) and compared with the
+   authentic leaf hash at its index, so a problem is named by log index:
+   ``altered`` (content changed), ``deleted`` (row missing), ``inserted`` (a row that is not a leaf of
+   the log), ``reordered`` (a row whose content belongs at another index), ``missing`` (anchored on
+   chain but absent from the database, e.g. an older copy restored).
+3. If the stored hashes themselves were rewritten (a privileged user who also recomputed the tree),
+   step 1 fails at a checkpoint; the entries are then folded directly and each checkpoint whose root
+   differs is reported with its index range.
+
+Both passes stream the tables in index order, in chunks: memory stays flat at any log size.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from web3.contract.contract import Contract
+
+from ledger.chain.client import Chain
+from ledger.log import merkle
+from ledger.store.db import Store
+from ledger.store.models import Checkpoint, LogEntry, LogHead, LogNode
+
+CHUNK = 50_000
+
+
+class ProblemKind(enum.StrEnum):
+    ALTERED = "altered"
+    DELETED = "deleted"
+    INSERTED = "inserted"
+    REORDERED = "reordered"
+    MISSING = "missing"
+    TREE_REWRITTEN = "tree_rewritten"
+    CHECKPOINT_MISMATCH = "checkpoint_mismatch"
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: ProblemKind
+    index: int | None
+    detail: str
+    end: int | None = None  # for range problems: [index, end)
+
+    def describe(self) -> str:
+        where = f"index {self.index}" if self.end is None else f"indices {self.index}..{(self.end or 0) - 1}"
+        return f"{self.kind.value:<15} {where}: {self.detail}"
+
+
+@dataclass
+class Report:
+    entries: int = 0
+    leaves: int = 0
+    anchored_size: int = 0
+    checkpoints: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "intact": self.intact,
+            "entries": self.entries,
+            "anchored_size": self.anchored_size,
+            "checkpoints_checked": self.checkpoints,
+            "problems": [
+                {"kind": p.kind.value, "index": p.index, "end": p.end, "detail": p.detail}
+                for p in self.problems
+            ],
+        }
+
+
+Progress = Callable[[int], None]
+
+
+def chain_checkpoints(chain: Chain, anchor: Contract) -> list[tuple[int, bytes]]:
+    """All (size, root) pairs anchored on chain, from the contract's events, in size order."""
+    events = chain._rpc(lambda: anchor.events.Anchored().get_logs(from_block=0))
+    pairs = {int(e["args"]["treeSize"]): bytes(e["args"]["root"]) for e in events}
+    return sorted(pairs.items())
+
+
+def _leaf_chunks(store: Store, end: int) -> Iterator[list[tuple[int, bytes]]]:
+    for start in range(0, end, CHUNK):
+        with store.session() as session:
+            rows = session.execute(
+                select(LogNode.id, LogNode.hash)
+                .where(LogNode.id >= start, LogNode.id < min(end, start + CHUNK))
+                .order_by(LogNode.id)
+            )
+            yield [(int(i), bytes(h)) for i, h in rows]
+
+
+def _entry_chunks(store: Store, start: int, end: int) -> Iterator[list[tuple[int, bytes]]]:
+    for a in range(start, end, CHUNK):
+        with store.session() as session:
+            rows = session.execute(
+                select(LogEntry.idx, LogEntry.entry)
+                .where(LogEntry.idx >= a, LogEntry.idx < min(end, a + CHUNK))
+                .order_by(LogEntry.idx)
+            )
+            yield [(int(i), bytes(e)) for i, e in rows]
+
+
+def _fold_check(
+    hashes: Iterable[list[tuple[int, bytes]]], checkpoints: Sequence[tuple[int, bytes]]
+) -> tuple[int, int | None]:
+    """Fold consecutive leaf hashes from index 0; return (leaves folded, the first checkpoint size
+    whose root differs or that the rows do not reach, or None when every checkpoint matches).
+
+    A gap in the indices ends the fold: the tree past a gap cannot be rebuilt from these rows."""
+    frontier = merkle.CompactRange.empty()
+    pending = deque(checkpoints)
+    expected = 0
+    buf: list[bytes] = []
+    for chunk in hashes:
+        gap = False
+        for idx, h in chunk:
+            if idx != expected:
+                gap = True
+                break
+            buf.append(h)
+            expected += 1
+            if pending and expected == pending[0][0]:
+                _, frontier = frontier.append(buf)
+                buf.clear()
+                if frontier.root() != pending[0][1]:
+                    return expected, pending[0][0]
+                pending.popleft()
+        if gap:
+            break
+        _, frontier = frontier.append(buf)
+        buf.clear()
+    return expected, (pending[0][0] if pending else None)
+
+
+def verify(store: Store, chain: Chain, anchor: Contract, *, progress: Progress | None = None) -> Report:
+    report = Report()
+    checkpoints = chain_checkpoints(chain, anchor)
+    report.checkpoints = len(checkpoints)
+    anchored = checkpoints[-1][0] if checkpoints else 0
+    report.anchored_size = anchored
+    with store.session() as session:
+        log_size = int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
+        max_entry = session.execute(select(func.max(LogEntry.idx))).scalar()
+        report.entries = int(session.execute(select(func.count()).select_from(LogEntry)).scalar_one())
+        stored_cps = {int(s): bytes(r) for s, r in session.execute(select(Checkpoint.size, Checkpoint.root))}
+    for size, root in checkpoints:
+        if size in stored_cps and stored_cps[size] != root:
+            report.problems.append(
+                Problem(
+                    ProblemKind.CHECKPOINT_MISMATCH,
+                    size,
+                    "the database's copy of this checkpoint differs from the chain",
+                )
+            )
+    span = max(log_size, anchored, (max_entry + 1) if max_entry is not None else 0)
+
+    # Pass 1: are the stored leaf hashes the anchored ones?
+    leaves_seen, failed_at = _fold_check(_leaf_chunks(store, span), checkpoints)
+    report.leaves = leaves_seen
+    trusted = anchored if failed_at is None else max([s for s, _ in checkpoints if s < failed_at] or [0])
+    if failed_at is not None and leaves_seen < failed_at:
+        report.problems.append(
+            Problem(
+                ProblemKind.MISSING,
+                leaves_seen,
+                f"anchored on chain (size {anchored}) but absent from the database",
+                end=anchored,
+            )
+        )
+    elif failed_at is not None:
+        report.problems.append(
+            Problem(
+                ProblemKind.TREE_REWRITTEN,
+                trusted,
+                f"stored tree hashes do not produce the root anchored at size {failed_at}",
+                end=failed_at,
+            )
+        )
+
+    # Pass 2: each entry row against the authentic (or at least stored) leaf hash at its index.
+    mismatched: dict[int, bytes] = {}  # index -> recomputed hash of the row there
+    displaced: dict[bytes, int] = {}  # authentic leaf hash -> its index, for rows that mismatch
+    leaf_iter = _leaf_chunks(store, span)
+    leaf_buf: dict[int, bytes] = {}
+    done = 0
+    for chunk_start in range(0, span, CHUNK):
+        chunk_end = min(span, chunk_start + CHUNK)
+        leaf_buf = dict(next(leaf_iter, []))
+        rows = dict(next(_entry_chunks(store, chunk_start, chunk_end), []))
+        for idx in range(chunk_start, chunk_end):
+            stored_leaf = leaf_buf.get(idx)
+            row = rows.get(idx)
+            if row is None:
+                if stored_leaf is not None:
+                    mismatched[idx] = b""
+                    displaced[stored_leaf] = idx
+                continue
+            recomputed = merkle.leaf_hash(row)
+            if stored_leaf is None:
+                report.problems.append(Problem(ProblemKind.INSERTED, idx, "row is not a leaf of the log"))
+            elif recomputed != stored_leaf:
+                mismatched[idx] = recomputed
+                displaced[stored_leaf] = idx
+        done = chunk_end
+        if progress is not None:
+            progress(done)
+    for idx, recomputed in sorted(mismatched.items()):
+        if recomputed == b"":
+            report.problems.append(Problem(ProblemKind.DELETED, idx, "the row at this index was deleted"))
+        elif recomputed in displaced and displaced[recomputed] != idx:
+            report.problems.append(
+                Problem(
+                    ProblemKind.REORDERED,
+                    idx,
+                    f"the row here is the entry anchored at index {displaced[recomputed]}",
+                )
+            )
+        else:
+            report.problems.append(
+                Problem(ProblemKind.ALTERED, idx, "the row's content differs from the anchored entry")
+            )
+
+    # Pass 3: if the stored tree is not trustworthy, fold the rows themselves against the chain.
+    if failed_at is not None and leaves_seen >= failed_at:
+        _, rows_failed = _fold_check(
+            ([(i, merkle.leaf_hash(e)) for i, e in chunk] for chunk in _entry_chunks(store, 0, span)),
+            checkpoints,
+        )
+        if rows_failed is not None:
+            report.problems.append(
+                Problem(
+                    ProblemKind.ALTERED,
+                    trusted,
+                    f"the rows do not produce the root anchored at size {rows_failed}",
+                    end=rows_failed,
+                )
+            )
+    report.problems.sort(key=lambda p: (p.index if p.index is not None else -1, p.kind.value))
+    return report
