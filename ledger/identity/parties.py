@@ -169,7 +169,7 @@ class PartyService:
 
     # -- authentication ---------------------------------------------------------------------------
     def authenticate(self, token: str) -> Party:
-        with self.store.session() as session:
+        with self.store.read() as session:
             party = session.scalar(select(Party).where(Party.token_hash == hash_token(token)))
         if party is None:
             raise Unauthorized("unknown API token", code="invalid_token")

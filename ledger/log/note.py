@@ -226,7 +226,9 @@ def _parse_body(text: str) -> Checkpoint:
         raise MalformedCheckpointError("empty line in the body")
     origin, size_text, root_text, *extensions = lines
     if not _DECIMAL.fullmatch(size_text) or int(size_text) > MAX_TREE_SIZE:
-        raise MalformedCheckpointError(f"tree size {size_text!r} is not a decimal without leading zeroes")
+        raise MalformedCheckpointError(
+            f"tree size {size_text!r} is not a decimal in [0, 2^64) without leading zeroes"
+        )
     root = _b64decode_strict(root_text)
     if root is None:
         raise MalformedCheckpointError(f"root hash {root_text!r} is not canonical base64")

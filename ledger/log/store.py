@@ -152,11 +152,11 @@ class LogStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def size(self) -> int:
-        with self.store.session() as session:
+        with self.store.read() as session:
             return int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
 
     def frontier(self) -> merkle.CompactRange:
-        with self.store.session() as session:
+        with self.store.read() as session:
             head = session.execute(select(LogHead).where(LogHead.id == 1)).scalar_one()
             return merkle.CompactRange(size=head.size, hashes=_split(head.frontier))
 
@@ -170,7 +170,7 @@ class LogStore:
     def nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         keys = sorted({node_key(n) for n in ids})
         found: dict[merkle.NodeId, bytes] = {}
-        with self.store.session() as session:
+        with self.store.read() as session:
             for start in range(0, len(keys), 500):
                 chunk = keys[start : start + 500]
                 for key, value in session.execute(
@@ -203,14 +203,14 @@ class LogStore:
         return found[(0, index)]
 
     def entry(self, index: int) -> StoredEntry:
-        with self.store.session() as session:
+        with self.store.read() as session:
             row = session.get(LogEntry, index)
         if row is None:
             raise NotFound(f"no log entry at index {index}", code="entry_not_found")
         return StoredEntry(row.idx, row.event_id, row.kind, bytes(row.entry))
 
     def entries(self, start: int, end: int) -> list[StoredEntry]:
-        with self.store.session() as session:
+        with self.store.read() as session:
             rows = session.execute(
                 select(LogEntry.idx, LogEntry.event_id, LogEntry.kind, LogEntry.entry)
                 .where(LogEntry.idx >= start, LogEntry.idx < end)
@@ -224,18 +224,18 @@ class LogStore:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def latest_checkpoint(self) -> Checkpoint | None:
-        with self.store.session() as session:
+        with self.store.read() as session:
             return session.scalar(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1))
 
     def checkpoint_covering(self, index: int) -> Checkpoint | None:
         """The smallest anchored checkpoint that includes leaf ``index``."""
-        with self.store.session() as session:
+        with self.store.read() as session:
             return session.scalar(
                 select(Checkpoint).where(Checkpoint.size > index).order_by(Checkpoint.size).limit(1)
             )
 
     def checkpoint(self, size: int) -> Checkpoint | None:
-        with self.store.session() as session:
+        with self.store.read() as session:
             return session.get(Checkpoint, size)
 
     def record_checkpoint(self, checkpoint: Checkpoint) -> None:

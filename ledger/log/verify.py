@@ -95,24 +95,26 @@ def chain_checkpoints(chain: Chain, anchor: Contract) -> list[tuple[int, bytes]]
 
 def _leaf_chunks(store: Store, end: int) -> Iterator[list[tuple[int, bytes]]]:
     for start in range(0, end, CHUNK):
-        with store.session() as session:
+        with store.read() as session:
             rows = session.execute(
                 select(LogNode.id, LogNode.hash)
                 .where(LogNode.id >= start, LogNode.id < min(end, start + CHUNK))
                 .order_by(LogNode.id)
             )
-            yield [(int(i), bytes(h)) for i, h in rows]
+            chunk = [(int(i), bytes(h)) for i, h in rows]
+        yield chunk  # outside the transaction: a suspended generator must hold no snapshot
 
 
 def _entry_chunks(store: Store, start: int, end: int) -> Iterator[list[tuple[int, bytes]]]:
     for a in range(start, end, CHUNK):
-        with store.session() as session:
+        with store.read() as session:
             rows = session.execute(
                 select(LogEntry.idx, LogEntry.entry)
                 .where(LogEntry.idx >= a, LogEntry.idx < min(end, a + CHUNK))
                 .order_by(LogEntry.idx)
             )
-            yield [(int(i), bytes(e)) for i, e in rows]
+            chunk = [(int(i), bytes(e)) for i, e in rows]
+        yield chunk
 
 
 def _fold_check(
@@ -153,7 +155,7 @@ def verify(store: Store, chain: Chain, anchor: Contract, *, progress: Progress |
     report.checkpoints = len(checkpoints)
     anchored = checkpoints[-1][0] if checkpoints else 0
     report.anchored_size = anchored
-    with store.session() as session:
+    with store.read() as session:
         log_size = int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
         max_entry = session.execute(select(func.max(LogEntry.idx))).scalar()
         report.entries = int(session.execute(select(func.count()).select_from(LogEntry)).scalar_one())

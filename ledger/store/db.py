@@ -40,7 +40,10 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers take the write lock up front (no deadlock-prone lock upgrades); readers don't,
+            # so in WAL mode they never wait for a writer.
+            readonly = conn.get_execution_options().get("sharetrail_readonly", False)
+            conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -64,6 +67,9 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._readers = sessionmaker(
+            self.engine.execution_options(sharetrail_readonly=True), expire_on_commit=False
+        )
 
     @property
     def dialect(self) -> str:
@@ -77,6 +83,15 @@ class Store:
         """A transaction: committed on normal exit (durably, before the caller acknowledges)."""
         try:
             with self._sessions() as session, session.begin():
+                yield session
+        except OperationalError as exc:
+            raise StoreError(f"database unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only transaction (never takes SQLite's write lock)."""
+        try:
+            with self._readers() as session, session.begin():
                 yield session
         except OperationalError as exc:
             raise StoreError(f"database unavailable: {exc.orig}") from exc

@@ -19,6 +19,7 @@ PURE = [
     "ledger/log/_reference.py",
     "ledger/identity/uscc.py",
     "ledger/identity/id_number.py",
+    "ledger/log/note.py",
 ]
 # What a pure module may import: computation only — no files, sockets, processes, databases, chains.
 PURE_ALLOWED = {
@@ -43,6 +44,7 @@ PURE_ALLOWED = {
     "bisect",
     "struct",
     "gc",
+    "cryptography",
     "decimal",
     "string",
     "rfc8785",
