@@ -88,7 +88,7 @@ class Ledger:
             if settings.is_embedded:
                 chain = Chain.embedded(settings.data_dir / "chain.sqlite", funder.address)
             else:
-                chain = Chain.http(settings.chain)
+                chain = Chain.http(settings.chain, timeout=settings.chain_timeout)
                 _fund_from_dev_node(chain, funder)
         except BaseException:
             store.close()

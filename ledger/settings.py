@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     )
     anchor_interval: float = Field(default=2.0, gt=0, description="seconds between anchors while leaves pend")
     anchor_batch: int = Field(default=1000, gt=0, description="anchor at once when this many leaves pend")
+    chain_timeout: float = Field(default=30.0, gt=0, description="seconds before a JSON-RPC request fails")
     anchor_loop: bool = Field(default=True, description="run the anchoring loop inside `serve`")
 
     @field_validator("chain")

@@ -71,10 +71,10 @@ def tamper(settings: Settings, *statements: tuple[str, dict[str, Any]]) -> None:
         conn.close()
         return
     engine = create_engine(settings.database_url)
-    with engine.begin() as conn:
-        conn.execute(text("SET session_replication_role = replica"))  # bypasses the triggers
+    with engine.begin() as pg:
+        pg.execute(text("SET session_replication_role = replica"))  # bypasses the triggers
         for sql, params in statements:
-            conn.execute(text(sql), params)
+            pg.execute(text(sql), params)
     engine.dispose()
 
 

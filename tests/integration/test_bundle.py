@@ -1,0 +1,222 @@
+"""Proof bundles: served once anchored (409 before), checked with nothing but a chain endpoint,
+and every corruption refused with the exact reason."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ledger.errors import VerificationError
+from ledger.identity.uscc import make_uscc
+from ledger.log.bundle import verify_bundle
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from tests.support.evm_node import EvmNode, evm_node  # noqa: F401
+from tests.support.live import serve
+
+BOOT = {"Authorization": "Bearer st_bootstrap-registrar-token"}
+
+
+def _event(i: int, accessor: str, provider: str | None = None) -> dict[str, Any]:
+    event = {
+        "event_id": f"gw-{i}",
+        "accessor": accessor,
+        "resource": "GY-MZ-001",
+        "purpose": "social_assistance",
+        "fields": ["name", "id_number"],
+        "mode": "masked",
+        "record_count": 12,
+        "time": "2026-11-20T08:00:00Z",
+        "gateway": "exchange-platform-1",
+        "query_hash": "0x" + "ab" * 32,
+        "result_hash": "0x" + "cd" * 32,
+    }
+    if provider:
+        event["provider"] = provider
+    return event
+
+
+def _party(client: TestClient, kind: str, seq: int) -> dict[str, Any]:
+    r = client.post(
+        "/v1/parties", json={"kind": kind, "name": f"{kind}-{seq}", "uscc": make_uscc(seq)}, headers=BOOT
+    )
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def _auth(party: dict[str, Any]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {party['token']}"}
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    settings = Settings(
+        data_dir=tmp_path / "data", bootstrap_token=BOOT["Authorization"][7:], anchor_loop=False
+    )
+    app = create_app(settings)
+    with TestClient(app) as client, serve(app) as url:
+        op, dept, other, provider = (
+            _party(client, "operator", 10),
+            _party(client, "department", 11),
+            _party(client, "department", 12),
+            _party(client, "department", 13),
+        )
+        r = client.post(
+            "/v1/access-events",
+            json=[_event(i, dept["id"], provider["id"]) for i in range(6)],
+            headers=_auth(op),
+        )
+        assert r.status_code == 201, r.text
+        yield {
+            "client": client,
+            "app": app,
+            "rpc": f"{url}/rpc",
+            "op": op,
+            "dept": dept,
+            "other": other,
+            "provider": provider,
+        }
+
+
+def _anchor(world: dict[str, Any]) -> None:
+    ledger: Ledger = world["app"].state.ledger
+    assert ledger.anchorer.anchor_once() is not None
+
+
+def _bundle(world: dict[str, Any], index: int, who: str = "dept") -> dict[str, Any]:
+    r = world["client"].get(f"/v1/proofs/access/{index}", headers=_auth(world[who]))
+    assert r.status_code == 200, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+def test_not_anchored_yet_is_409_with_retry_hint(world: dict[str, Any]) -> None:
+    r = world["client"].get("/v1/proofs/access/2", headers=_auth(world["dept"]))
+    assert r.status_code == 409
+    assert r.json()["error"]["code"] == "not_anchored" and r.json()["error"]["retry_after"] >= 1
+    assert int(r.headers["retry-after"]) >= 1
+
+
+def test_bundle_verifies_against_the_chain_endpoint_only(world: dict[str, Any], tmp_path: Path) -> None:
+    _anchor(world)
+    bundle = _bundle(world, 4)
+    assert bundle["version"] == 1 and bundle["leaf_index"] == 4 and bundle["tree_size"] == 6
+    assert bundle["entry"]["event_id"] == "gw-4" and bundle["entry"]["accessor"] == world["dept"]["id"]
+    assert bundle["anchor"]["contract"] == world["app"].state.ledger.contracts["Anchor"].address
+    verify_bundle(bundle, world["rpc"])
+    # the same through the CLI, as a third party would run it
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "verify-bundle", str(path), "--rpc", world["rpc"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.startswith("OK: log entry 4")
+
+
+def test_who_may_fetch_a_bundle(world: dict[str, Any]) -> None:
+    _anchor(world)
+    for who in ("dept", "provider"):
+        assert _bundle(world, 1, who)["leaf_index"] == 1
+    r = world["client"].get("/v1/proofs/access/1", headers=_auth(world["other"]))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "entry_not_found"
+    assert world["client"].get("/v1/proofs/access/1", headers=BOOT).status_code == 200  # registrar
+    r = world["client"].get("/v1/proofs/access/999", headers=BOOT)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "entry_not_found"
+
+
+def _expect(bundle: Any, rpc: str, code: str) -> None:
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(bundle, rpc)
+    assert info.value.code == code, info.value.message
+
+
+def test_corrupted_bundles_are_refused_with_the_reason(world: dict[str, Any]) -> None:
+    _anchor(world)
+    # anchor a second time so that size 6 is anchored but sizes 7..8 only as 9
+    r = world["client"].post(
+        "/v1/access-events",
+        json=[_event(i, world["dept"]["id"]) for i in range(6, 9)],
+        headers=_auth(world["op"]),
+    )
+    assert r.status_code == 201
+    _anchor(world)
+    good = _bundle(world, 3)
+    rpc = world["rpc"]
+    verify_bundle(good, rpc)
+
+    edited = copy.deepcopy(good)
+    edited["entry"]["purpose"] = "law_enforcement"
+    _expect(edited, rpc, "root_mismatch")
+    flipped = copy.deepcopy(good)
+    flipped["inclusion_proof"][0] = (
+        "0x" + ("0" if good["inclusion_proof"][0][2] != "0" else "1") + good["inclusion_proof"][0][3:]
+    )
+    _expect(flipped, rpc, "root_mismatch")
+    moved = copy.deepcopy(good)
+    moved["leaf_index"] = 2
+    _expect(moved, rpc, "root_mismatch")
+    truncated = copy.deepcopy(good)
+    truncated["inclusion_proof"] = truncated["inclusion_proof"][:-1]
+    _expect(truncated, rpc, "wrong_proof_length")
+    # a self-consistent proof against a root that was never anchored (tree size 8)
+    ledger: Ledger = world["app"].state.ledger
+    unanchored = copy.deepcopy(good)
+    unanchored["tree_size"] = 8
+    unanchored["inclusion_proof"] = ["0x" + h.hex() for h in ledger.log.log.inclusion_proof(3, 8)]
+    unanchored["root"] = "0x" + ledger.log.log.root(8).hex()
+    _expect(unanchored, rpc, "root_not_anchored")
+    other_chain = copy.deepcopy(good)
+    other_chain["anchor"]["chain_id"] = 1
+    _expect(other_chain, rpc, "chain_id_mismatch")
+    for broken in (
+        {},
+        {**good, "version": 2},
+        {**good, "root": "0x12"},
+        {**good, "leaf_index": -1},
+        {**good, "entry": "not an object"},
+        {**good, "inclusion_proof": "0x00"},
+    ):
+        _expect(broken, rpc, "malformed_bundle")
+
+
+@pytest.mark.external_chain
+def test_bundle_checked_on_external_node_after_server_stopped(evm_node: EvmNode, tmp_path: Path) -> None:  # noqa: F811
+    settings = Settings(
+        data_dir=tmp_path / "d", chain=evm_node.url, bootstrap_token="st_ext-bundle", anchor_loop=False
+    )
+    with TestClient(create_app(settings)) as client:
+        boot = {"Authorization": "Bearer st_ext-bundle"}
+        op = client.post(
+            "/v1/parties", json={"kind": "operator", "name": "op", "uscc": make_uscc(81)}, headers=boot
+        ).json()
+        dept = client.post(
+            "/v1/parties", json={"kind": "department", "name": "d", "uscc": make_uscc(82)}, headers=boot
+        ).json()
+        r = client.post(
+            "/v1/access-events", json=[_event(i, dept["id"]) for i in range(3)], headers=_auth(op)
+        )
+        assert r.status_code == 201
+        client.app.state.ledger.anchorer.anchor_once()  # type: ignore[attr-defined]
+        bundle = client.get("/v1/proofs/access/2", headers=_auth(dept)).json()
+    # sharetrail is stopped; only the chain node remains
+    with pytest.raises(httpx.HTTPError):
+        httpx.get("http://testserver/healthz")
+    verify_bundle(bundle, evm_node.url)
+    edited = copy.deepcopy(bundle)
+    edited["entry"]["record_count"] = 13
+    _expect(edited, evm_node.url, "root_mismatch")
