@@ -25,8 +25,13 @@ contract Anchor is AccessControl {
     /// @dev Every anchored tree size, in anchoring (= increasing) order.
     uint64[] private _sizes;
 
+    /// @dev Leaf hashes recorded one transaction each (high-level resources), by log index.
+    mapping(uint64 index => bytes32 leafHash) private _leaves;
+
     /// @notice A checkpoint was recorded. `timestamp` is the block timestamp.
     event Anchored(uint64 treeSize, bytes32 root, uint64 timestamp);
+    /// @notice One access recorded in its own transaction (on top of the batched anchoring).
+    event LeafRecorded(uint64 indexed index, bytes32 leafHash, uint64 timestamp);
 
     /// @notice `proposed` is smaller than the latest anchored size: the log cannot shrink.
     error SizeNotIncreasing(uint64 latest, uint64 proposed);
@@ -42,6 +47,10 @@ contract Anchor is AccessControl {
     error ZeroRoot();
     /// @notice The constructor was given the zero address for a role holder.
     error ZeroAddress();
+    /// @notice A leaf hash is already recorded for this log index (leaves are immutable).
+    error LeafAlreadyRecorded(uint64 index, bytes32 recorded);
+    /// @notice 0x0 is what `leafAt` returns for "never recorded", so it cannot be a leaf hash.
+    error ZeroLeaf();
 
     constructor(address admin, address operator) {
         if (admin == address(0) || operator == address(0)) revert ZeroAddress();
@@ -105,6 +114,21 @@ contract Anchor is AccessControl {
         _checkpoints[newSize] = Checkpoint({root: newRoot, timestamp: timestamp, blockNumber: uint64(block.number)});
         _sizes.push(newSize);
         emit Anchored(newSize, newRoot, timestamp);
+    }
+
+    /// @notice Record one log leaf in its own transaction, for resources whose level requires it
+    /// (e.g. level 4): the access is on chain within one block, before the next batch anchor.
+    function recordLeaf(uint64 index, bytes32 leafHash) external onlyRole(OPERATOR_ROLE) {
+        if (leafHash == bytes32(0)) revert ZeroLeaf();
+        bytes32 recorded = _leaves[index];
+        if (recorded != bytes32(0)) revert LeafAlreadyRecorded(index, recorded);
+        _leaves[index] = leafHash;
+        emit LeafRecorded(index, leafHash, uint64(block.timestamp));
+    }
+
+    /// @notice The leaf hash recorded for `index` by `recordLeaf`, or 0x0.
+    function leafAt(uint64 index) external view returns (bytes32) {
+        return _leaves[index];
     }
 
     /// @notice RFC 9162 §2.1.4.2: does `proof` show that the tree (size2, root2) extends (size1, root1)?

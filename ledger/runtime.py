@@ -159,7 +159,9 @@ class Ledger:
             origin=settings.origin,
             policy=AnchorPolicy(interval=settings.anchor_interval, batch=settings.anchor_batch),
         )
-        log_service = LogService(log_store=log_store, anchorer=anchorer, signer=signer)
+        log_service = LogService(
+            log_store=log_store, anchorer=anchorer, signer=signer, onchain_levels=settings.onchain_level_set
+        )
         return cls(
             settings=settings,
             store=store,

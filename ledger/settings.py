@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     anchor_interval: float = Field(default=2.0, gt=0, description="seconds between anchors while leaves pend")
     anchor_batch: int = Field(default=1000, gt=0, description="anchor at once when this many leaves pend")
     chain_timeout: float = Field(default=30.0, gt=0, description="seconds before a JSON-RPC request fails")
+    onchain_levels: str = Field(
+        default="4",
+        description="comma-separated resource levels whose accesses each get their own transaction",
+    )
     anchor_loop: bool = Field(default=True, description="run the anchoring loop inside `serve`")
 
     @field_validator("chain")
@@ -39,6 +43,18 @@ class Settings(BaseSettings):
         if self.db_url:
             return self.db_url
         return f"sqlite:///{(self.data_dir / 'sharetrail.sqlite').resolve()}"
+
+    @property
+    def onchain_level_set(self) -> frozenset[int]:
+        return frozenset(int(x) for x in self.onchain_levels.split(",") if x.strip())
+
+    @field_validator("onchain_levels")
+    @classmethod
+    def _levels(cls, value: str) -> str:
+        parts = [x.strip() for x in value.split(",") if x.strip()]
+        if any(p not in {"1", "2", "3", "4"} for p in parts):
+            raise ValueError("SHARETRAIL_ONCHAIN_LEVELS lists levels 1-4, e.g. '4' or '3,4'")
+        return ",".join(parts)
 
     @property
     def is_embedded(self) -> bool:

@@ -125,6 +125,27 @@ class Anchorer:
             self.on_anchor(checkpoint)
         return checkpoint
 
+    def record_leaves(self) -> int:
+        """Put pending per-access leaves on chain, one transaction each; return how many.
+
+        Idempotent: a leaf already on chain (a crash after the transaction) is only marked."""
+        done = 0
+        with self._lock:
+            for index, leaf in self.log.pending_leaf_records():
+                recorded = bytes(self.chain.call(self.contract.functions.leafAt(index)))
+                if recorded == leaf:
+                    self.log.mark_leaf_recorded(index, "0x" + "00" * 32, 0)
+                    continue
+                if recorded != bytes(32):
+                    raise VerificationError(
+                        f"the chain records leaf {index} as 0x{recorded.hex()}, the store as 0x{leaf.hex()}",
+                        code="store_diverged",
+                    )
+                receipt = self.chain.transact(self.contract.functions.recordLeaf(index, leaf), self.operator)
+                self.log.mark_leaf_recorded(index, receipt.tx_hash, receipt.block_number)
+                done += 1
+        return done
+
     # -- the loop ---------------------------------------------------------------------------------
     def poke(self) -> None:
         """Tell the loop that leaves were appended (it anchors at once when a batch is full)."""
@@ -143,6 +164,7 @@ class Anchorer:
             if self._stop.is_set():
                 break
             try:
+                self.record_leaves()
                 pending = self._pending()
                 due = time.monotonic() - last >= self.policy.interval
                 if pending and (due or pending >= self.policy.batch or backoff):

@@ -26,6 +26,13 @@ ANCHOR_VIEW_ABI: list[dict[str, Any]] = [
         "inputs": [{"name": "treeSize", "type": "uint64"}],
         "outputs": [{"name": "root", "type": "bytes32"}],
     },
+    {
+        "type": "function",
+        "name": "leafAt",
+        "stateMutability": "view",
+        "inputs": [{"name": "index", "type": "uint64"}],
+        "outputs": [{"name": "leafHash", "type": "bytes32"}],
+    },
 ]
 
 
@@ -88,6 +95,11 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
             )
         contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=ANCHOR_VIEW_ABI)
         on_chain = bytes(contract.functions.rootAt(size).call())
+        recorded_leaf = (
+            bytes(contract.functions.leafAt(bundle["leaf_index"]).call())
+            if bundle.get("leaf_record")
+            else None
+        )
     except VerificationError:
         raise
     except (Web3Exception, OSError, ValueError) as exc:
@@ -103,3 +115,11 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
             expected=on_chain,
             calculated=root,
         )
+    if recorded_leaf is not None:
+        leaf = merkle.leaf_hash(canonical_json(bundle["entry"]))
+        if recorded_leaf != leaf:
+            raise VerificationError(
+                f"the bundle claims a per-access record of leaf {bundle['leaf_index']} but the chain holds "
+                f"0x{recorded_leaf.hex()}",
+                code="leaf_record_mismatch",
+            )

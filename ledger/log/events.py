@@ -68,6 +68,12 @@ class AccessEvent(BaseModel):
     time: datetime
     gateway: str = Field(min_length=1, max_length=128)
     reason: str | None = Field(default=None, max_length=500, description="denial reason code (kind=denied)")
+    level: int | None = Field(
+        default=None,
+        ge=1,
+        le=4,
+        description="the resource's level (分级); high levels are also recorded on chain per access",
+    )
 
     @field_validator("event_id")
     @classmethod

@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 
 from ledger.canonical import canonical_json
-from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
 from ledger.log.anchoring import Anchorer
 from ledger.log.events import AccessEvent
 from ledger.log.note import NoteSigner
 from ledger.log.store import Appended, LogStore, NewEntry
 from ledger.store.models import Party
 from ledger.types import PartyKind
+
+log = logging.getLogger("sharetrail.log")
 
 MAX_BATCH = 1000
 MAX_ENTRIES_PAGE = 1000
@@ -38,10 +41,18 @@ class NotAnchoredYet(Conflict):
 
 
 class LogService:
-    def __init__(self, *, log_store: LogStore, anchorer: Anchorer, signer: NoteSigner) -> None:
+    def __init__(
+        self,
+        *,
+        log_store: LogStore,
+        anchorer: Anchorer,
+        signer: NoteSigner,
+        onchain_levels: frozenset[int] = frozenset({4}),
+    ) -> None:
         self.log = log_store
         self.anchorer = anchorer
         self.signer = signer
+        self.onchain_levels = onchain_levels
 
     # -- recording ------------------------------------------------------------------------------
     def record_gateway_events(self, caller: Party, events: Sequence[AccessEvent]) -> list[Appended]:
@@ -68,10 +79,16 @@ class LogService:
                 request_hash=hashlib.sha256(
                     canonical_json(e.model_dump(mode="json", exclude_none=True))
                 ).digest(),
+                onchain=e.level in self.onchain_levels,
             )
             for e in events
         ]
         results = self.log.append(entries)
+        if any(entry.onchain for entry in entries):
+            try:
+                self.anchorer.record_leaves()  # now, not at the next tick; the loop retries on failure
+            except (ChainError, VerificationError) as exc:
+                log.warning("per-access on-chain recording deferred: %s", exc.message)
         self.anchorer.poke()
         return results
 
@@ -169,5 +186,12 @@ class LogService:
                 "block_number": checkpoint.block_number,
             },
             "checkpoint_note": checkpoint.note,
+            "leaf_record": self._leaf_record(index),
             "grant": None,
         }
+
+    def _leaf_record(self, index: int) -> dict[str, Any] | None:
+        record = self.log.leaf_record(index)
+        if record is None or record.tx_hash is None:
+            return None
+        return {"tx_hash": record.tx_hash, "block_number": record.block_number}

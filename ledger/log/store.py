@@ -29,7 +29,7 @@ from ledger.canonical import canonical_json
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.log import merkle
 from ledger.store.db import Store
-from ledger.store.models import Checkpoint, LogEntry, LogHead, LogNode
+from ledger.store.models import Checkpoint, LeafRecord, LogEntry, LogHead, LogNode
 
 LEVEL_SHIFT = 48
 
@@ -55,6 +55,7 @@ class NewEntry:
     accessor: str | None = None
     resource: str | None = None
     request_hash: bytes | None = None
+    onchain: bool = False  # also record this leaf in its own transaction (resource level policy)
 
 
 @dataclass(frozen=True)
@@ -139,6 +140,13 @@ class LogStore:
                         ],
                     )
                     session.execute(insert(LogNode), [{"id": node_key(n), "hash": h} for n, h in nodes])
+                    onchain = [
+                        {"idx": base + n, "leaf_hash": leaves[n]}
+                        for n, i in enumerate(fresh)
+                        if entries[i].onchain
+                    ]
+                    if onchain:
+                        session.execute(insert(LeafRecord), onchain)
                     head.size = frontier.size
                     head.frontier = b"".join(frontier.hashes)
                     results.extend(
@@ -221,6 +229,27 @@ class LogStore:
     def iter_chunks(self, start: int, end: int, chunk: int = 20_000) -> Iterator[tuple[int, int]]:
         for a in range(start, end, chunk):
             yield a, min(end, a + chunk)
+
+    # -- per-leaf records -------------------------------------------------------------------------
+    def pending_leaf_records(self, limit: int = 100) -> list[tuple[int, bytes]]:
+        with self.store.read() as session:
+            rows = session.execute(
+                select(LeafRecord.idx, LeafRecord.leaf_hash)
+                .where(LeafRecord.tx_hash.is_(None))
+                .order_by(LeafRecord.idx)
+                .limit(limit)
+            )
+            return [(int(i), bytes(h)) for i, h in rows]
+
+    def mark_leaf_recorded(self, index: int, tx_hash: str, block_number: int) -> None:
+        with self.store.session() as session:
+            row = session.get(LeafRecord, index)
+            if row is not None:
+                row.tx_hash, row.block_number = tx_hash, block_number
+
+    def leaf_record(self, index: int) -> LeafRecord | None:
+        with self.store.read() as session:
+            return session.get(LeafRecord, index)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def latest_checkpoint(self) -> Checkpoint | None:

@@ -130,3 +130,17 @@ class Checkpoint(Base):
     block_number: Mapped[int] = mapped_column(BigInteger)
     anchored_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     note: Mapped[str] = mapped_column(String(4000))
+
+
+class LeafRecord(Base):
+    """A leaf that must also be on chain in its own transaction (its resource's level requires it).
+
+    Written in the same transaction as the leaf, so the intent survives a crash; ``tx_hash`` is set
+    once the chain has it (the anchoring loop retries until then)."""
+
+    __tablename__ = "leaf_records"
+
+    idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

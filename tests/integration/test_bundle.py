@@ -220,3 +220,26 @@ def test_bundle_checked_on_external_node_after_server_stopped(evm_node: EvmNode,
     edited = copy.deepcopy(bundle)
     edited["entry"]["record_count"] = 13
     _expect(edited, evm_node.url, "root_mismatch")
+
+
+def test_level_4_access_is_also_recorded_in_its_own_transaction(world: dict[str, Any]) -> None:
+    ledger: Ledger = world["app"].state.ledger
+    anchor = ledger.contracts["Anchor"]
+    high = {**_event(100, world["dept"]["id"]), "level": 4}
+    low = {**_event(101, world["dept"]["id"]), "level": 2}
+    r = world["client"].post("/v1/access-events", json=[high, low], headers=_auth(world["op"]))
+    assert r.status_code == 201
+    high_index, low_index = (x["index"] for x in r.json())
+    # on chain as soon as the request returned, before any batch anchor
+    assert ledger.log.log.latest_checkpoint() is None
+    recorded = bytes(ledger.chain.call(anchor.functions.leafAt(high_index)))
+    assert recorded == ledger.log.log.leaf_hash(high_index)
+    assert bytes(ledger.chain.call(anchor.functions.leafAt(low_index))) == bytes(32)
+    _anchor(world)
+    bundle = _bundle(world, high_index)
+    assert bundle["leaf_record"]["tx_hash"].startswith("0x") and bundle["leaf_record"]["block_number"] > 0
+    verify_bundle(bundle, world["rpc"])
+    plain = _bundle(world, low_index)
+    assert plain["leaf_record"] is None
+    forged = {**plain, "leaf_record": {"tx_hash": bundle["leaf_record"]["tx_hash"], "block_number": 1}}
+    _expect(forged, world["rpc"], "leaf_record_mismatch")

@@ -34,3 +34,13 @@ def test_bad_chain_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHARETRAIL_CHAIN", "ws://node")
     with pytest.raises(ValidationError, match="embedded' or an http"):
         Settings()
+
+
+def test_onchain_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHARETRAIL_ONCHAIN_LEVELS", "3, 4")
+    assert Settings().onchain_level_set == frozenset({3, 4})
+    monkeypatch.setenv("SHARETRAIL_ONCHAIN_LEVELS", "")
+    assert Settings().onchain_level_set == frozenset()
+    monkeypatch.setenv("SHARETRAIL_ONCHAIN_LEVELS", "5")
+    with pytest.raises(ValidationError, match="levels 1-4"):
+        Settings()
