@@ -24,3 +24,33 @@ def chain(
     err = Console(stderr=True)
     results = run_chain_bench(n, external=external, progress=lambda msg: err.print(msg, style="dim"))
     Console().print(render(results))
+
+
+@bench_app.command("log")
+def log(
+    quick: Annotated[bool, typer.Option(help="tiny sizes: a smoke run of every measure")] = False,
+    leaves: Annotated[
+        int, typer.Option(min=1, help="largest size of the comparison with pymerkle")
+    ] = 1_000_000,
+    proof_leaves: Annotated[int, typer.Option(min=1, help="log size for the proof latency")] = 10_000_000,
+    postgres: Annotated[bool, typer.Option(help="also append to a throw-away PostgreSQL server")] = True,
+    http: Annotated[bool, typer.Option(help="also time POST /v1/access-events on uvicorn")] = True,
+) -> None:
+    """Acknowledged events/s, proofs vs pymerkle, proof latency, ack → anchored, verify rate."""
+    from rich.console import Console
+
+    from ledger.bench.log import Sizes, render, run_log_bench
+
+    if quick:
+        sizes = Sizes.quick()
+    else:
+        compare = tuple(sorted({min(100_000, leaves), leaves}))
+        sizes = Sizes(compare=compare, proof_leaves=proof_leaves)
+    err = Console(stderr=True)
+    result = run_log_bench(
+        sizes,
+        postgres=postgres,
+        http_app_factory="api.app:create_app" if http else None,
+        progress=lambda msg: err.print(msg, style="dim"),
+    )
+    Console().print(render(result))

@@ -82,7 +82,9 @@ class PgServer:
 
     def start(self) -> str:
         # /tmp rather than $TMPDIR when root: the postgres user must be able to reach the directory.
-        self.root = Path(tempfile.mkdtemp(prefix="sharetrail-bench-pg-", dir="/tmp" if self.as_postgres else None))
+        self.root = Path(
+            tempfile.mkdtemp(prefix="sharetrail-bench-pg-", dir="/tmp" if self.as_postgres else None)
+        )
         sock = self.root / "sock"
         sock.mkdir()
         if self.as_postgres:

@@ -195,3 +195,9 @@ def test_health_docs_and_rpc(client: TestClient) -> None:
         },
     ).json()
     assert len(code["result"]) > 100
+
+
+def test_purposes_vocabulary_route(client: TestClient) -> None:
+    body = client.get("/v1/purposes").json()
+    assert {"code", "label_zh", "label_en", "dpv"} == set(body[0])
+    assert any(p["code"] == "social_assistance" and p["label_zh"] == "社会救助资格审核" for p in body)

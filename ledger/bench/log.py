@@ -1,0 +1,722 @@
+"""The Merkle log's figures, each beside its naive alternative or its competitor, in one run.
+
+1. **Acknowledged events/s** — ``LogStore.append`` in batches of 1000 (one durable transaction per
+   batch: SQLite ``synchronous=FULL``, PostgreSQL with ``fsync`` on), the HTTP batch API
+   ``POST /v1/access-events`` on a uvicorn server in its own process, beside the naive design of
+   one chain transaction per event (a plain value transfer on the embedded chain: the cheapest
+   transaction there is, so the ratio flatters the naive design).
+2. **Append and inclusion proofs vs pymerkle 7** at each size: ours durable (SQLite) against
+   ``pymerkle.InmemoryTree`` and ``pymerkle.SqliteTree`` on the same entry bytes (their roots are
+   checked equal to ours: the same RFC 9162 tree), and the same random proofs on each.
+3. **Inclusion proof latency** of single ``LogStore.inclusion_proof`` calls on a large log.
+4. **Ack → anchored** while recording ~1k events/s through ``LogService.record_gateway_events``
+   with the anchoring loop running on the embedded chain.
+5. **Full ``verify``** of an anchored log, events per second.
+
+Beside ``LogStore.inclusion_proof`` (two SQL transactions per proof: the size check and the node
+fetch) two read paths are timed that use only the public ``LogStore.nodes`` and the proof
+planning of :mod:`ledger.log.merkle`, so a server could adopt either as is: *batched* proofs (every
+node of many proofs fetched together) and a read-through *node cache* (a stored perfect-subtree
+hash never changes, so the cache needs no invalidation).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from ledger.canonical import canonical_json
+from ledger.identity.parties import NewParty
+from ledger.identity.uscc import make_uscc
+from ledger.log import merkle
+from ledger.log.events import AccessEvent
+from ledger.log.store import LogStore, NewEntry
+from ledger.log.verify import verify
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.store.db import Store
+from ledger.store.models import Checkpoint
+from ledger.types import PartyKind
+
+BATCH = 1000
+BUILD_BATCH = 5000
+BOOTSTRAP_TOKEN = "st_bench-log-registrar-token"
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    ack_events: int = 100_000
+    naive_events: int = 200
+    http_events: int = 50_000
+    compare: tuple[int, ...] = (100_000, 1_000_000)
+    proofs: int = 2000
+    proof_leaves: int = 10_000_000
+    latency_samples: int = 2000
+    anchor_seconds: float = 20.0
+    anchor_rate: int = 1000  # events/s, in batches of anchor_batch every anchor_batch/anchor_rate s
+    anchor_batch: int = 50
+    verify_events: int = 200_000
+
+    @classmethod
+    def quick(cls) -> Sizes:
+        return cls(
+            ack_events=2000,
+            naive_events=5,
+            http_events=2000,
+            compare=(2000,),
+            proofs=100,
+            proof_leaves=4000,
+            latency_samples=100,
+            anchor_seconds=2.0,
+            verify_events=3000,
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    measure: str
+    case: str
+    n: int
+    seconds: float
+    value: float
+    unit: str
+    note: str = ""
+
+
+@dataclass
+class LogBenchResult:
+    rows: list[Row] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def value(self, measure: str, case_prefix: str) -> float:
+        for row in self.rows:
+            if row.measure == measure and row.case.startswith(case_prefix):
+                return row.value
+        raise KeyError(f"{measure}: {case_prefix}")
+
+
+M_ACK = "1 acknowledged events/s"
+M_CMP = "2 vs pymerkle"
+M_LAT = "3 proof latency"
+M_ANCHOR = "4 ack → anchored"
+M_VERIFY = "5 verify"
+
+
+def _met(value: float, target: float, *, at_most: bool = False) -> str:
+    ok = value <= target if at_most else value >= target
+    return "met" if ok else "MISSED"
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _leaf(prefix: str, i: int) -> dict[str, Any]:
+    """A gateway leaf of realistic size (~300 bytes canonical), as ``AccessEvent.leaf`` builds it."""
+    return {
+        "event_id": f"{prefix}{i}",
+        "kind": "access",
+        "accessor": "bench-department",
+        "resource": "res-population-basic",
+        "purpose": "social-assistance-review",
+        "fields": ["name", "id_number_hash", "address"],
+        "mode": "masked",
+        "record_count": 1 + i % 7,
+        "time": "2026-01-01T08:00:00.000Z",
+        "gateway": "bench-gateway-1",
+        "recorded_by": "bench-operator",
+        "v": 1,
+    }
+
+
+def _entries(prefix: str, start: int, n: int) -> list[NewEntry]:
+    now = datetime.now(UTC)
+    return [
+        NewEntry(
+            event_id=f"{prefix}{i}",
+            kind="access",
+            time=now,
+            event=_leaf(prefix, i),
+            accessor="bench-department",
+            resource="res-population-basic",
+        )
+        for i in range(start, start + n)
+    ]
+
+
+def _fill(log: LogStore, prefix: str, target: int, say: Say, batch: int = BUILD_BATCH) -> float:
+    """Append until the log holds ``target`` leaves; return the seconds it took."""
+    start = time.perf_counter()
+    size = log.size()
+    last_report = start
+    while size < target:
+        n = min(batch, target - size)
+        log.append(_entries(prefix, size, n))
+        size += n
+        if time.perf_counter() - last_report > 30:
+            last_report = time.perf_counter()
+            say(f"  … {size:,} / {target:,} leaves")
+    return time.perf_counter() - start
+
+
+def _sqlite_url(path: Path) -> str:
+    return f"sqlite:///{path}"
+
+
+def _open_log(url: str) -> LogStore:
+    store = Store(url)
+    store.migrate()
+    return LogStore(store)
+
+
+# --------------------------------------------------------------------------- 1. acknowledged events/s
+
+
+def ack_rate(url: str, n: int, case: str) -> Row:
+    """``LogStore.append`` in batches of :data:`BATCH`, timed from the first call to the last commit."""
+    log = _open_log(url)
+    try:
+        log.append(_entries("warm-", 0, 10))  # migrations and connection pool out of the timing
+        batches = [_entries("ack-", b, min(BATCH, n - b)) for b in range(0, n, BATCH)]
+        start = time.perf_counter()
+        for entries in batches:
+            log.append(entries)
+        seconds = time.perf_counter() - start
+    finally:
+        log.store.close()
+    return Row(M_ACK, case, n, seconds, n / seconds, "events/s")
+
+
+def naive_rate(ledger: Ledger, n: int) -> Row:
+    """One chain transaction per event: a 21,000-gas value transfer (``Chain.send_value``)."""
+    to = ledger.log_key.address
+    for _ in range(2):
+        ledger.chain.send_value(ledger.funder, to, 1)
+    start = time.perf_counter()
+    for _ in range(n):
+        ledger.chain.send_value(ledger.funder, to, 1)
+    seconds = time.perf_counter() - start
+    return Row(
+        M_ACK, "naive: one chain tx per event (embedded, value transfer)", n, seconds, n / seconds, "events/s"
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def http_rate(app_factory: str, n: int, workdir: Path, say: Say) -> Row:
+    """``POST /v1/access-events`` in batches of 1000 against uvicorn in its own process.
+
+    ``app_factory`` is the import string of ``create_app`` (``ledger`` does not import ``api``: the
+    CLI hands it in). The server opens its own ledger from ``SHARETRAIL_*`` variables, anchoring
+    loop off (this measures acknowledgement). Request bodies are encoded before the clock starts.
+    """
+    import httpx
+
+    port = _free_port()
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p),
+        "SHARETRAIL_DATA_DIR": str(workdir / "http-server"),
+        "SHARETRAIL_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
+        "SHARETRAIL_ANCHOR_LOOP": "false",
+    }
+    env.pop("SHARETRAIL_DB_URL", None)
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    log_path = workdir / "uvicorn.log"
+    with log_path.open("wb") as server_log:
+        proc = subprocess.Popen(cmd, env=env, cwd=package_root, stdout=server_log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        with httpx.Client(base_url=base, timeout=120) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"uvicorn exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not become healthy within 120 s")
+                time.sleep(0.2)
+            registrar = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+            ids: dict[str, str] = {}
+            tokens: dict[str, str] = {}
+            for seq, kind in ((7001, PartyKind.OPERATOR), (7002, PartyKind.DEPARTMENT)):
+                body = {"kind": kind.value, "name": f"bench {kind.value}", "uscc": make_uscc(seq)}
+                created = client.post("/v1/parties", json=body, headers=registrar)
+                created.raise_for_status()
+                ids[kind.value], tokens[kind.value] = created.json()["id"], created.json()["token"]
+            say(f"  HTTP server up on {base}; operator and department registered")
+            when = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+            bodies = [
+                json.dumps(
+                    [
+                        {
+                            "event_id": f"http-{i}",
+                            "accessor": ids[PartyKind.DEPARTMENT.value],
+                            "resource": "res-population-basic",
+                            "purpose": "social-assistance-review",
+                            "fields": ["name", "id_number_hash", "address"],
+                            "mode": "masked",
+                            "record_count": 1,
+                            "time": when,
+                            "gateway": "bench-gateway-1",
+                        }
+                        for i in range(b, min(n, b + BATCH))
+                    ]
+                ).encode()
+                for b in range(0, n, BATCH)
+            ]
+            headers = {
+                "Authorization": f"Bearer {tokens[PartyKind.OPERATOR.value]}",
+                "Content-Type": "application/json",
+            }
+            start = time.perf_counter()
+            for raw in bodies:
+                response = client.post("/v1/access-events", content=raw, headers=headers)
+                if response.status_code != 201:
+                    raise RuntimeError(
+                        f"POST /v1/access-events: {response.status_code} {response.text[:500]}"
+                    )
+            seconds = time.perf_counter() - start
+            last = response.json()
+            if last[-1]["duplicate"] or last[-1]["index"] != n - 1:
+                raise RuntimeError(f"unexpected last acknowledgement {last[-1]}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return Row(
+        M_ACK,
+        "HTTP POST /v1/access-events, 1000/request (uvicorn, SQLite)",
+        n,
+        seconds,
+        n / seconds,
+        "events/s",
+    )
+
+
+# --------------------------------------------------------------------------- 2. vs pymerkle
+
+
+class NodeCache:
+    """Inclusion proofs from a read-through cache of stored perfect-subtree hashes.
+
+    A node ``(level, index)`` is written once, when its subtree completes, and never changes
+    (RFC 9162 §2.1: the tree only grows), so cached hashes need no invalidation. ``tree_size``
+    must not exceed the log size the caller read (the server knows it from the head or the
+    latest checkpoint).
+    """
+
+    def __init__(self, log: LogStore) -> None:
+        self.log = log
+        self.hashes: dict[merkle.NodeId, bytes] = {}
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        plan = merkle.inclusion_proof_plan(index, tree_size)
+        missing = [n for n in merkle.plan_nodes(plan) if n not in self.hashes]
+        if missing:
+            self.hashes.update(self.log.nodes(missing))
+        return merkle.assemble(plan, self.hashes)
+
+
+def batched_proofs(log: LogStore, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
+    """Many inclusion proofs with one node fetch (chunks of 500 keys per query) for all of them."""
+    plans = [merkle.inclusion_proof_plan(i, tree_size) for i in indices]
+    nodes = log.nodes(merkle.plan_nodes(group for plan in plans for group in plan))
+    return [merkle.assemble(plan, nodes) for plan in plans]
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def compare(size: int, proofs: int, workdir: Path, say: Say) -> tuple[list[Row], Path]:
+    """Append ``size`` leaves and time ``proofs`` random inclusion proofs, ours beside pymerkle's.
+
+    Returns the rows and the path of our SQLite log (reused to build the larger log of measure 3).
+    """
+    import pymerkle
+
+    rows: list[Row] = []
+    case = f"{size:,} leaves: "
+    ours_path = workdir / f"ours-{size}.sqlite"
+    log = _open_log(_sqlite_url(ours_path))
+    say(f"  ours: appending {size:,} leaves in batches of {BATCH} …")
+    ours_append = _fill(log, "cmp-", size, say, batch=BATCH)
+    rows.append(
+        Row(
+            M_CMP,
+            case + "append, ours (LogStore, SQLite, durable per 1000)",
+            size,
+            ours_append,
+            size / ours_append,
+            "leaves/s",
+        )
+    )
+    data = [canonical_json(_leaf("cmp-", i)) for i in range(size)]
+    our_root = log.root(size)
+
+    say("  pymerkle in memory: append_entry …")
+    mem = pymerkle.InmemoryTree()
+    mem_append = _timed(lambda: [mem.append_entry(d) for d in data])
+    say("  pymerkle SQLite: append_entries (one transaction) …")
+    pm_path = workdir / f"pymerkle-{size}.sqlite"
+    bulk = pymerkle.SqliteTree(str(pm_path))
+    bulk_append = _timed(lambda: bulk.append_entries(data))
+    per_n = min(500, size)
+    single = pymerkle.SqliteTree(str(workdir / f"pymerkle-single-{size}.sqlite"))
+    single_append = _timed(lambda: [single.append_entry(d) for d in data[:per_n]])
+    single.close()
+    if not (mem.get_root() == bulk.get_root() == our_root):
+        raise RuntimeError("pymerkle's root differs from ours for the same entries")
+    for name, seconds, n in (
+        ("pymerkle InmemoryTree.append_entry (not durable)", mem_append, size),
+        ("pymerkle SqliteTree.append_entries (1 transaction)", bulk_append, size),
+        ("pymerkle SqliteTree.append_entry (1 commit each)", single_append, per_n),
+    ):
+        ratio = (size / ours_append) / (n / seconds)
+        rows.append(
+            Row(
+                M_CMP,
+                case + "append, " + name,
+                n,
+                seconds,
+                n / seconds,
+                "leaves/s",
+                f"ours/this {ratio:.2f}×"
+                + (f"; target ≥ 1×: {_met(ratio, 1)}" if "append_entries" in name else ""),
+            )
+        )
+    bulk.close()
+
+    rng = random.Random(size)
+    indices = [rng.randrange(size) for _ in range(proofs)]
+    say(f"  {proofs:,} random inclusion proofs each …")
+    fresh = _open_log(_sqlite_url(ours_path))  # a new engine: no warm connection, no Python caches
+    ours_single = _timed(lambda: [fresh.inclusion_proof(i, size) for i in indices])
+    ours_batched = _timed(lambda: batched_proofs(fresh, indices, size))
+    cache = NodeCache(fresh)
+    cache_cold = _timed(lambda: [cache.inclusion_proof(i, size) for i in indices])
+    cache_warm = _timed(lambda: [cache.inclusion_proof(i, size) for i in indices])
+    check = indices[: min(20, proofs)]
+    for i, proof in zip(check, batched_proofs(fresh, check, size), strict=True):
+        if proof != cache.inclusion_proof(i, size) or proof != log.inclusion_proof(i, size):
+            raise RuntimeError(f"proof paths disagree at index {i}")
+        merkle.verify_inclusion(merkle.leaf_hash(data[i]), i, size, proof, our_root)
+    mem_proofs = _timed(lambda: [mem.prove_inclusion(i + 1, size) for i in indices])
+    reopened = pymerkle.SqliteTree(str(pm_path))
+    pm_sql_proofs = _timed(lambda: [reopened.prove_inclusion(i + 1, size) for i in indices])
+    reopened.close()
+    fresh.store.close()
+    log.store.close()
+    mem_rate, sql_rate = proofs / mem_proofs, proofs / pm_sql_proofs
+    for name, seconds in (
+        ("proofs, ours LogStore.inclusion_proof (1 call each)", ours_single),
+        ("proofs, ours batched (1 node fetch for all)", ours_batched),
+        ("proofs, ours node cache, cold", cache_cold),
+        ("proofs, ours node cache, warm", cache_warm),
+    ):
+        rate = proofs / seconds
+        note = f"{rate / mem_rate:.2f}× pymerkle mem, {rate / sql_rate:.1f}× pymerkle SQLite"
+        if "1 call each" in name:
+            verdict = rate >= 10 * mem_rate and rate >= 1000 * sql_rate
+            note += f"; target ≥ 10× / ≥ 1000×: {'met' if verdict else 'MISSED'}"
+        rows.append(Row(M_CMP, case + name, proofs, seconds, rate, "proofs/s", note))
+    rows.append(
+        Row(
+            M_CMP,
+            case + "proofs, pymerkle InmemoryTree.prove_inclusion",
+            proofs,
+            mem_proofs,
+            mem_rate,
+            "proofs/s",
+        )
+    )
+    rows.append(
+        Row(
+            M_CMP,
+            case + "proofs, pymerkle SqliteTree.prove_inclusion",
+            proofs,
+            pm_sql_proofs,
+            sql_rate,
+            "proofs/s",
+        )
+    )
+    return rows, ours_path
+
+
+# --------------------------------------------------------------------------- 3. latency at size
+
+
+def proof_latency(path: Path, size: int, samples: int, say: Say) -> list[Row]:
+    """Single ``LogStore.inclusion_proof`` calls, each timed, on a log of ``size`` leaves."""
+    log = _open_log(_sqlite_url(path))
+    rows: list[Row] = []
+    try:
+        have = log.size()
+        if have < size:
+            say(f"  building the log from {have:,} to {size:,} leaves (batches of {BUILD_BATCH:,}) …")
+            seconds = _fill(log, "cmp-", size, say)
+            rows.append(
+                Row(
+                    M_LAT,
+                    f"build: append {have:,} → {size:,}",
+                    size - have,
+                    seconds,
+                    (size - have) / seconds,
+                    "leaves/s",
+                )
+            )
+        log.store.close()
+        log = _open_log(_sqlite_url(path))
+        rng = random.Random(size)
+        latencies: list[float] = []
+        for _ in range(samples):
+            index = rng.randrange(size)
+            start = time.perf_counter()
+            log.inclusion_proof(index, size)
+            latencies.append(time.perf_counter() - start)
+    finally:
+        log.store.close()
+    total = sum(latencies)
+    p50 = statistics.median(latencies) * 1000
+    p99 = statistics.quantiles(latencies, n=100)[98] * 1000
+    case = f"{size:,} leaves: LogStore.inclusion_proof"
+    rows.append(Row(M_LAT, case + " p50", samples, total, p50, "ms"))
+    rows.append(Row(M_LAT, case + " p99", samples, total, p99, "ms", f"max {max(latencies) * 1000:.2f} ms"))
+    return rows
+
+
+# --------------------------------------------------------------------------- 4. ack → anchored
+
+
+def ack_to_anchored(ledger: Ledger, sizes: Sizes, say: Say) -> list[Row]:
+    """Record ``anchor_rate`` events/s through the real service with the anchoring loop running.
+
+    Each batch's acknowledgement time is when ``record_gateway_events`` returned; its anchor time
+    is when the first checkpoint covering its last leaf was recorded (``Anchorer.on_anchor``, called
+    right after the checkpoint row commits). Latency = anchor time − acknowledgement time.
+    """
+    registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+    operator, _ = ledger.parties.register(
+        registrar, NewParty(PartyKind.OPERATOR, "bench operator", make_uscc(8001))
+    )
+    department, _ = ledger.parties.register(
+        registrar, NewParty(PartyKind.DEPARTMENT, "bench department", make_uscc(8002))
+    )
+    per = sizes.anchor_batch
+    n_batches = max(1, round(sizes.anchor_seconds * sizes.anchor_rate / per))
+    when = datetime.now(UTC) - timedelta(minutes=1)
+    batches = [
+        [
+            AccessEvent(
+                event_id=f"anchor-{b}-{i}",
+                accessor=department.id,
+                resource="res-population-basic",
+                purpose="social-assistance-review",
+                fields=["name", "id_number_hash", "address"],
+                record_count=1,
+                time=when,
+                gateway="bench-gateway-1",
+            )
+            for i in range(per)
+        ]
+        for b in range(n_batches)
+    ]
+    anchored: list[tuple[int, float]] = []
+    previous = ledger.anchorer.on_anchor
+
+    def on_anchor(checkpoint: Checkpoint) -> None:
+        anchored.append((checkpoint.size, time.perf_counter()))
+        if previous is not None:
+            previous(checkpoint)
+
+    ledger.anchorer.on_anchor = on_anchor
+    acks: list[tuple[int, float]] = []  # (last index of the batch, ack time)
+    period = per / sizes.anchor_rate
+    ledger.anchorer.start()
+    try:
+        start = time.perf_counter()
+        for b, events in enumerate(batches):
+            delay = start + b * period - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            results = ledger.log.record_gateway_events(operator, events)
+            acks.append((max(r.index for r in results), time.perf_counter()))
+        sent_seconds = time.perf_counter() - start
+        last_index = acks[-1][0]
+        deadline = time.monotonic() + 60
+        while not anchored or anchored[-1][0] <= last_index:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no checkpoint covered index {last_index} within 60 s")
+            time.sleep(0.01)
+    finally:
+        ledger.anchorer.stop()
+        ledger.anchorer.on_anchor = previous
+    latencies: list[float] = []
+    for index, acked in acks:
+        covered = next(t for size, t in anchored if size > index)
+        latencies.extend([covered - acked] * per)
+    n = len(latencies)
+    p50 = statistics.median(latencies)
+    p99 = statistics.quantiles(latencies, n=100)[98] if n >= 2 else latencies[0]
+    rate = n / sent_seconds
+    interval = ledger.settings.anchor_interval
+    case = f"record_gateway_events {per}/batch at {rate:,.0f} events/s, anchor_interval {interval:g} s"
+    return [
+        Row(M_ANCHOR, case + ": p50", n, sent_seconds, p50, "s", f"{len(anchored)} anchors"),
+        Row(
+            M_ANCHOR,
+            case + ": p99",
+            n,
+            sent_seconds,
+            p99,
+            "s",
+            f"max {max(latencies):.2f} s; target ≤ 2 s: {_met(p99, 2.0, at_most=True)}",
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- 5. verify
+
+
+def verify_rate(ledger: Ledger, events: int, say: Say) -> Row:
+    log = ledger.log.log
+    say(f"  filling the ledger's log to {events:,} events and anchoring …")
+    _fill(log, "verify-", events, say)
+    ledger.anchorer.anchor_once()
+    start = time.perf_counter()
+    report = verify(ledger.store, ledger.chain, ledger.contracts["Anchor"])
+    seconds = time.perf_counter() - start
+    if not report.intact or report.anchored_size != report.entries:
+        raise RuntimeError(f"verify did not pass on an untouched log: {report.as_dict()}")
+    rate = report.entries / seconds
+    return Row(
+        M_VERIFY,
+        f"verify (SQLite): {report.entries:,} entries, {report.checkpoints} checkpoints",
+        report.entries,
+        seconds,
+        rate,
+        "events/s",
+        f"target ≥ 100,000/s: {_met(rate, 100_000)}",
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_log_bench(
+    sizes: Sizes,
+    *,
+    postgres: bool = True,
+    http_app_factory: str | None = None,
+    progress: Say | None = None,
+) -> LogBenchResult:
+    """All five measures; ``http_app_factory`` (e.g. ``"api.app:create_app"``) enables the HTTP case."""
+    say = progress or (lambda _msg: None)
+    result = LogBenchResult()
+    with tempfile.TemporaryDirectory(prefix="sharetrail-bench-log-") as tmp:
+        workdir = Path(tmp)
+        say(f"1. LogStore.append, SQLite, {sizes.ack_events:,} events …")
+        sqlite_row = ack_rate(
+            _sqlite_url(workdir / "ack.sqlite"),
+            sizes.ack_events,
+            "in-process LogStore.append, 1000/batch, SQLite",
+        )
+        ack_rows = [sqlite_row]
+        if postgres:
+            from ledger.bench._pg import PgServer, PgUnavailable
+
+            try:
+                with PgServer() as url:
+                    say(f"1. LogStore.append, PostgreSQL (fsync on), {sizes.ack_events:,} events …")
+                    ack_rows.append(
+                        ack_rate(url, sizes.ack_events, "in-process LogStore.append, 1000/batch, PostgreSQL")
+                    )
+            except PgUnavailable as exc:
+                result.skipped.append(f"PostgreSQL: {exc}")
+        if http_app_factory is not None:
+            say(f"1. HTTP batch API, {sizes.http_events:,} events …")
+            ack_rows.append(http_rate(http_app_factory, sizes.http_events, workdir, say))
+        settings = Settings(
+            data_dir=workdir / "ledger",
+            bootstrap_token=BOOTSTRAP_TOKEN,
+            anchor_interval=1.0,
+            anchor_loop=False,
+        )
+        with Ledger.open(settings) as ledger:
+            say(f"1. naive: {sizes.naive_events} value transfers …")
+            naive = naive_rate(ledger, sizes.naive_events)
+            say(f"4. ack → anchored, {sizes.anchor_rate:,} events/s for {sizes.anchor_seconds:g} s …")
+            anchor_rows = ack_to_anchored(ledger, sizes, say)
+            say(f"5. verify over {sizes.verify_events:,} events …")
+            verify_row = verify_rate(ledger, sizes.verify_events, say)
+        for row in ack_rows:
+            target = 20_000 if "SQLite" in row.case and "HTTP" not in row.case else 5_000
+            ratio = row.value / naive.value
+            note = f"{ratio:,.0f}× naive"
+            if "HTTP" not in row.case:
+                note += f"; target ≥ {target:,}/s: {_met(row.value, target)}"
+            if target == 20_000:
+                note += f"; ≥ 500× naive: {_met(ratio, 500)}"
+            result.rows.append(Row(row.measure, row.case, row.n, row.seconds, row.value, row.unit, note))
+        result.rows.append(naive)
+        ours_path: Path | None = None
+        for size in sizes.compare:
+            say(f"2. vs pymerkle at {size:,} leaves …")
+            rows, ours_path = compare(size, sizes.proofs, workdir, say)
+            result.rows.extend(rows)
+            gc.collect()  # pymerkle's in-memory tree of this size
+        path = (
+            ours_path
+            if ours_path is not None and max(sizes.compare) <= sizes.proof_leaves
+            else workdir / "latency.sqlite"
+        )
+        say(f"3. inclusion proof latency at {sizes.proof_leaves:,} leaves …")
+        result.rows.extend(proof_latency(path, sizes.proof_leaves, sizes.latency_samples, say))
+        result.rows.extend(anchor_rows)
+        result.rows.append(verify_row)
+    return result
+
+
+def render(result: LogBenchResult) -> Table:
+    table = Table(title="Log: acknowledgement, proofs, anchoring, verify")
+    for name in ("measure", "case", "n", "seconds", "value", "unit", "note"):
+        table.add_column(name, justify="right" if name in ("n", "seconds", "value") else "left")
+    for row in result.rows:
+        value = f"{row.value:,.0f}" if row.value >= 100 else f"{row.value:.3g}"
+        table.add_row(row.measure, row.case, f"{row.n:,}", f"{row.seconds:.2f}", value, row.unit, row.note)
+    for reason in result.skipped:
+        table.add_row("skipped", reason, "", "", "", "", "")
+    return table
