@@ -55,7 +55,7 @@ def seed(ledger: Ledger) -> Iterator[str]:
         yield f"  {kind.value:<11} {name:<40} token {token}"
     recorded = seed_accesses(ledger)
     size = ledger.log.log.size()
-    yield f"  log: {size} access events ({recorded} seeded now), anchored on chain; try GET /v1/log/checkpoint"
+    yield f"  log: {size} access events ({recorded} seeded now), anchored; see GET /v1/log/checkpoint"
 
 
 DEMO_ACCESSES: tuple[tuple[str, str, str, tuple[str, ...], AccessMode], ...] = (
