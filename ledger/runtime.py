@@ -25,6 +25,7 @@ from ledger.identity.parties import PartyService, new_token, party_id_bytes32, u
 from ledger.identity.uscc import make_uscc
 from ledger.identity.vault import KeyVault
 from ledger.log.anchoring import Anchorer, AnchorPolicy
+from ledger.log.leader import leader_lock
 from ledger.log.note import NoteSigner
 from ledger.log.service import LogService
 from ledger.log.store import LogStore
@@ -159,6 +160,7 @@ class Ledger:
             origin=settings.origin,
             policy=AnchorPolicy(interval=settings.anchor_interval, batch=settings.anchor_batch),
         )
+        anchorer.leader = leader_lock(store.engine, settings.data_dir)
         log_service = LogService(
             log_store=log_store, anchorer=anchorer, signer=signer, onchain_levels=settings.onchain_level_set
         )

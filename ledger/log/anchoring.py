@@ -27,6 +27,7 @@ from web3.contract.contract import Contract
 
 from ledger.chain.client import Chain
 from ledger.errors import ChainError, VerificationError
+from ledger.log.leader import LeaderLock
 from ledger.log.note import NoteSigner, checkpoint_body
 from ledger.log.store import LogStore
 from ledger.store.models import Checkpoint
@@ -67,6 +68,8 @@ class Anchorer:
         self.failures = 0
         self.last_error: str | None = None
         self.on_anchor: Callable[[Checkpoint], None] | None = None
+        self.leader: LeaderLock | None = None  # when set, the loop anchors only while holding it
+        self.is_leader = False
 
     # -- one step ---------------------------------------------------------------------------------
     def chain_latest(self) -> tuple[int, bytes]:
@@ -164,6 +167,11 @@ class Anchorer:
             if self._stop.is_set():
                 break
             try:
+                if self.leader is not None:
+                    self.is_leader = self.leader.try_acquire()
+                    if not self.is_leader:
+                        backoff = self.policy.interval
+                        continue
                 self.record_leaves()
                 pending = self._pending()
                 due = time.monotonic() - last >= self.policy.interval
@@ -196,3 +204,6 @@ class Anchorer:
         if self._thread is not None:
             self._thread.join(timeout=30)
             self._thread = None
+        if self.leader is not None:
+            self.leader.release()
+            self.is_leader = False
