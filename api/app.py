@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import errors
-from api.routes import catalog, log, parties, system
+from api.routes import catalog, log, parties, resources, system
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
@@ -58,4 +58,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(parties.router)
     app.include_router(log.router)
     app.include_router(catalog.router)
+    app.include_router(resources.router)
     return app

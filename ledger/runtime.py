@@ -30,6 +30,7 @@ from ledger.log.note import NoteSigner
 from ledger.log.service import LogService
 from ledger.log.store import LogStore
 from ledger.settings import Settings
+from ledger.sharing.catalog import CatalogService
 from ledger.store.db import Store
 from ledger.store.models import Party, PlatformKey
 from ledger.types import PartyKind
@@ -64,6 +65,7 @@ class Ledger:
         contracts: dict[str, Contract],
         parties: PartyService,
         log: LogService,
+        catalog: CatalogService,
         bootstrap: Bootstrap,
     ) -> None:
         self.settings = settings
@@ -75,6 +77,7 @@ class Ledger:
         self.contracts = contracts
         self.parties = parties
         self.log = log
+        self.catalog = catalog
         self.bootstrap = bootstrap
 
     @classmethod
@@ -141,6 +144,9 @@ class Ledger:
             ),
             "Anchor": ensure_deployed(chain, store, funder, "Anchor", [funder.address, log_key.address]),
         }
+        contracts["ShareLedger"] = ensure_deployed(
+            chain, store, funder, "ShareLedger", [contracts["PartyRegistry"].address, funder.address]
+        )
         parties = PartyService(
             store=store,
             vault=vault,
@@ -174,6 +180,9 @@ class Ledger:
             contracts=contracts,
             parties=parties,
             log=log_service,
+            catalog=CatalogService(
+                store=store, chain=chain, contract=contracts["ShareLedger"], parties=parties, relayer=funder
+            ),
             bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
         )
 

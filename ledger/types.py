@@ -31,3 +31,42 @@ class Custody(enum.StrEnum):
 
     CUSTODIAL = "custodial"
     CLIENT = "client"
+
+
+class ShareType(enum.StrEnum):
+    """共享类型 (Guiyang plan): unconditional 无条件共享, conditional 有条件共享, none 不予共享."""
+
+    UNCONDITIONAL = "unconditional"
+    CONDITIONAL = "conditional"
+    NONE = "none"
+
+    @property
+    def chain_value(self) -> int:
+        return list(ShareType).index(self)
+
+
+class OpenType(enum.StrEnum):
+    """开放类型: open 无条件开放, on_application 依申请开放, contract 契约式开放, none 不予开放."""
+
+    OPEN = "open"
+    ON_APPLICATION = "on_application"
+    CONTRACT = "contract"
+    NONE = "none"
+
+    @property
+    def chain_value(self) -> int:
+        return list(OpenType).index(self)
+
+
+class MaskingRule(enum.StrEnum):
+    """脱敏 rules a sensitive field can carry (applied by the gateway)."""
+
+    NONE = "none"
+    ID_NUMBER = "id_number"
+    NAME = "name"
+    PHONE = "phone"
+    ADDRESS = "address"
+    BANK_CARD = "bank_card"
+    PSEUDONYM = "pseudonym"
+    GENERALIZE = "generalize"
+    REDACT = "redact"

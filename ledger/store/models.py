@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import BigInteger, DateTime, Enum, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.types import Custody, PartyKind, PartyStatus
+from ledger.types import Custody, OpenType, PartyKind, PartyStatus, ShareType
 
 
 def utcnow() -> datetime:
@@ -144,3 +144,36 @@ class LeafRecord(Base):
     leaf_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     block_number: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Resource(Base):
+    """A catalog entry (数据资源目录项): its current version; history in ``resource_versions``."""
+
+    __tablename__ = "resources"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    code: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    version: Mapped[int] = mapped_column(Integer)
+    share_type: Mapped[ShareType] = mapped_column(_enum(ShareType))
+    open_type: Mapped[OpenType] = mapped_column(_enum(OpenType))
+    level: Mapped[int] = mapped_column(Integer)
+    metadata_json: Mapped[str] = mapped_column(Text)
+    metadata_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ResourceVersion(Base):
+    __tablename__ = "resource_versions"
+    __table_args__ = (UniqueConstraint("resource_id", "version"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    resource_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    metadata_json: Mapped[str] = mapped_column(Text)
+    metadata_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
