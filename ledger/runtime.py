@@ -31,6 +31,7 @@ from ledger.log.service import LogService
 from ledger.log.store import LogStore
 from ledger.settings import Settings
 from ledger.sharing.catalog import CatalogService
+from ledger.sharing.requests import ShareService
 from ledger.store.db import Store
 from ledger.store.models import Party, PlatformKey
 from ledger.types import PartyKind
@@ -66,6 +67,7 @@ class Ledger:
         parties: PartyService,
         log: LogService,
         catalog: CatalogService,
+        sharing: ShareService,
         bootstrap: Bootstrap,
     ) -> None:
         self.settings = settings
@@ -78,6 +80,7 @@ class Ledger:
         self.parties = parties
         self.log = log
         self.catalog = catalog
+        self.sharing = sharing
         self.bootstrap = bootstrap
 
     @classmethod
@@ -170,6 +173,18 @@ class Ledger:
         log_service = LogService(
             log_store=log_store, anchorer=anchorer, signer=signer, onchain_levels=settings.onchain_level_set
         )
+        catalog = CatalogService(
+            store=store, chain=chain, contract=contracts["ShareLedger"], parties=parties, relayer=funder
+        )
+        sharing = ShareService(
+            store=store,
+            chain=chain,
+            contract=contracts["ShareLedger"],
+            parties=parties,
+            catalog=catalog,
+            log=log_store,
+            relayer=funder,
+        )
         return cls(
             settings=settings,
             store=store,
@@ -180,9 +195,8 @@ class Ledger:
             contracts=contracts,
             parties=parties,
             log=log_service,
-            catalog=CatalogService(
-                store=store, chain=chain, contract=contracts["ShareLedger"], parties=parties, relayer=funder
-            ),
+            catalog=catalog,
+            sharing=sharing,
             bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
         )
 

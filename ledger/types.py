@@ -70,3 +70,17 @@ class MaskingRule(enum.StrEnum):
     PSEUDONYM = "pseudonym"
     GENERALIZE = "generalize"
     REDACT = "redact"
+
+
+class RequestStatus(enum.StrEnum):
+    AWAITING_SIGNATURE = "awaiting_signature"  # client mode: the requester has not signed yet
+    PENDING = "pending"  # on chain, waiting for the provider's decision
+    AWAITING_DECISION_SIGNATURE = "awaiting_decision_signature"  # client mode: the provider has not signed
+    AWAITING_COSIGN = "awaiting_cosign"  # approved; level >= 3 needs the registrar's co-signature(s)
+    GRANTED = "granted"
+    REJECTED = "rejected"
+
+
+class Signing(enum.StrEnum):
+    CUSTODIAL = "custodial"
+    CLIENT = "client"

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, DateTime, Enum, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Date, DateTime, Enum, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.types import Custody, OpenType, PartyKind, PartyStatus, ShareType
+from ledger.types import Custody, OpenType, PartyKind, PartyStatus, RequestStatus, ShareType
 
 
 def utcnow() -> datetime:
@@ -176,4 +176,35 @@ class ResourceVersion(Base):
     metadata_json: Mapped[str] = mapped_column(Text)
     metadata_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ShareRequest(Base):
+    """A share request (共享申请) and, once answered, its decision; the chain holds the consent."""
+
+    __tablename__ = "share_requests"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(32), index=True)
+    requester_id: Mapped[str] = mapped_column(String(32), index=True)
+    provider_id: Mapped[str] = mapped_column(String(32), index=True)
+    purpose_code: Mapped[str] = mapped_column(String(64))
+    purpose_text: Mapped[str] = mapped_column(Text)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    scope_json: Mapped[str] = mapped_column(Text)
+    status: Mapped[RequestStatus] = mapped_column(_enum(RequestStatus), index=True)
+    applied_on: Mapped[date] = mapped_column(Date)
+    respond_by: Mapped[date] = mapped_column(Date, index=True)
+    request_typed_data: Mapped[str] = mapped_column(Text)
+    request_signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    request_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    decision_typed_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decision_signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    decision_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    decided_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    late: Mapped[bool] = mapped_column(default=False)
+    cosign_txs: Mapped[str] = mapped_column(Text, default="[]")
+    grant_id: Mapped[str | None] = mapped_column(String(66), nullable=True, index=True)
+    revoked_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

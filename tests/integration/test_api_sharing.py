@@ -1,0 +1,303 @@
+"""Share workflow through the real app and the real chain: requests (custodial and client-signed),
+decisions within the working-day deadline, co-signature for level >= 3, grants, revocation — and the
+log holds every state change."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eth_account import Account
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from api.app import create_app
+from ledger.identity.uscc import make_uscc
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.store.models import ShareRequest
+from ledger.workdays import respond_by
+
+BOOT = {"Authorization": "Bearer st_boot-share"}
+FROM = datetime.now(UTC).replace(microsecond=0)
+
+
+@pytest.fixture
+def env(tmp_path: Path, db_url: str) -> Iterator[dict[str, Any]]:
+    settings = Settings(
+        data_dir=tmp_path / "d", db_url=db_url, bootstrap_token="st_boot-share", anchor_loop=False
+    )
+    app = create_app(settings)
+    own_key = Account.create()
+    with TestClient(app) as client:
+        out: dict[str, Any] = {"client": client, "ledger": app.state.ledger, "own_key": own_key}
+        for n, (name, kind, extra) in enumerate(
+            [
+                ("minzheng", "department", {}),
+                ("renshe", "department", {}),
+                ("shulian", "enterprise", {}),
+                ("wallet", "department", {"address": own_key.address}),
+            ]
+        ):
+            r = client.post(
+                "/v1/parties",
+                json={"kind": kind, "name": name, "uscc": make_uscc(400 + n), **extra},
+                headers=BOOT,
+            )
+            assert r.status_code == 201, r.text
+            out[name] = {"Authorization": f"Bearer {r.json()['token']}", "id": r.json()["id"]}
+        for code, share_type, level in (
+            ("GY-MZ-001", "conditional", 2),
+            ("GY-MZ-002", "unconditional", 1),
+            ("GY-MZ-003", "conditional", 3),
+            ("GY-MZ-004", "none", 4),
+        ):
+            body = {
+                "code": code,
+                "name": code,
+                "format": "table",
+                "share_type": share_type,
+                "open_type": "none",
+                "level": level,
+                "update_frequency": "monthly",
+                "legal_basis": "《社会救助暂行办法》",
+                "fields": [{"name": "name", "sensitive": True, "masking": "name"}, {"name": "district"}],
+            }
+            r = client.post("/v1/resources", json=body, headers=auth(out, "minzheng"))
+            assert r.status_code == 201, r.text
+            out[code] = r.json()["id"]
+        yield out
+
+
+def auth(env: dict[str, Any], who: str) -> dict[str, str]:
+    return {"Authorization": env[who]["Authorization"]}
+
+
+def request_body(env: dict[str, Any], code: str, **over: Any) -> dict[str, Any]:
+    body = {
+        "resource_id": env[code],
+        "purpose": {"code": "employment_service", "text": "就业困难人员认定"},
+        "legal_basis": "《就业促进法》第五十二条",
+        "scope": {
+            "fields": ["district", "name"],
+            "valid_from": FROM.isoformat(),
+            "valid_until": (FROM + timedelta(days=365)).isoformat(),
+            "mode": "masked",
+            "max_records": 500,
+            "max_accesses": 50,
+        },
+    }
+    return {**body, **over}
+
+
+def err(r: Any, status: int, code: str) -> None:
+    assert r.status_code == status, r.text
+    assert r.json()["error"]["code"] == code, r.json()
+
+
+def log_kinds(env: dict[str, Any]) -> list[str]:
+    ledger: Ledger = env["ledger"]
+    return [e.kind for e in ledger.log.log.entries(0, 1000)]
+
+
+def test_conditional_request_decision_grant_revoke(env: dict[str, Any]) -> None:
+    c = env["client"]
+    r = c.post("/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe"))
+    assert r.status_code == 201, r.text
+    req = r.json()
+    assert req["status"] == "pending" and req["request_tx"].startswith("0x") and req["typed_data"] is None
+    assert req["respond_by"] == respond_by(datetime.fromisoformat(req["applied_on"]).date()).isoformat()
+    pending = c.get("/v1/share-requests?status=pending", headers=auth(env, "minzheng")).json()
+    assert [p["id"] for p in pending] == [req["id"]]
+    err(
+        c.post(
+            f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "renshe")
+        ),
+        403,
+        "not_provider",
+    )
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision",
+        json={"approve": True, "reason": "符合履职需要"},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.status_code == 200, r.text
+    decided = r.json()
+    assert (
+        decided["status"] == "granted" and decided["late"] is False and decided["grant_id"].startswith("0x")
+    )
+    grant = c.get(f"/v1/grants/{decided['grant_id']}", headers=auth(env, "renshe")).json()
+    assert (
+        grant["status"] == "active"
+        and grant["max_accesses"] == 50
+        and grant["grantee"] == env["renshe"]["id"]
+    )
+    err(
+        c.post(
+            f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng")
+        ),
+        409,
+        "not_pending",
+    )
+    r = c.post(
+        f"/v1/grants/{decided['grant_id']}/revoke", json={"reason": "用途变更"}, headers=auth(env, "minzheng")
+    )
+    assert r.status_code == 200 and r.json()["status"] == "revoked"
+    err(
+        c.post(f"/v1/grants/{decided['grant_id']}/revoke", json={"reason": "again"}, headers=BOOT),
+        409,
+        "not_active",
+    )
+    assert log_kinds(env) == ["request", "decision", "grant", "revoke"]
+
+
+def test_unconditional_is_granted_in_the_same_transaction(env: dict[str, Any]) -> None:
+    r = env["client"].post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-002"), headers=auth(env, "renshe")
+    )
+    assert r.status_code == 201 and r.json()["status"] == "granted" and r.json()["grant_id"]
+    assert r.json()["decision_tx"] is None
+    assert log_kinds(env) == ["request", "grant"]
+
+
+def test_level_3_needs_the_registrar_cosignature(env: dict[str, Any]) -> None:
+    c = env["client"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-003"), headers=auth(env, "renshe")
+    ).json()
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng")
+    )
+    assert r.json()["status"] == "awaiting_cosign" and r.json()["grant_id"] is None
+    err(c.post(f"/v1/share-requests/{req['id']}/cosign", headers=auth(env, "minzheng")), 403, "not_registrar")
+    r = c.post(f"/v1/share-requests/{req['id']}/cosign", headers=BOOT)
+    assert r.status_code == 200 and r.json()["status"] == "granted" and len(r.json()["cosign_txs"]) == 1
+    err(c.post(f"/v1/share-requests/{req['id']}/cosign", headers=BOOT), 409, "not_awaiting_cosign")
+
+
+def test_rejection_needs_a_reason(env: dict[str, Any]) -> None:
+    c = env["client"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    err(
+        c.post(
+            f"/v1/share-requests/{req['id']}/decision", json={"approve": False}, headers=auth(env, "minzheng")
+        ),
+        422,
+        "reason_required",
+    )
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision",
+        json={"approve": False, "reason": "超出履职范围"},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.json()["status"] == "rejected" and r.json()["reason"] == "超出履职范围"
+
+
+def test_client_mode_signed_with_eth_account_only(env: dict[str, Any]) -> None:
+    c = env["client"]
+    r = c.post(
+        "/v1/share-requests",
+        json=request_body(env, "GY-MZ-001", signing="client"),
+        headers=auth(env, "wallet"),
+    )
+    assert r.status_code == 201 and r.json()["status"] == "awaiting_signature"
+    req = r.json()
+    typed = req["typed_data"]
+    assert typed["domain"]["chainId"] == env["ledger"].chain.chain_id
+    assert typed["domain"]["verifyingContract"] == env["ledger"].contracts["ShareLedger"].address
+    stranger = Account.create().sign_typed_data(full_message=typed).signature.to_0x_hex()
+    err(
+        c.post(
+            f"/v1/share-requests/{req['id']}/signature",
+            json={"signature": stranger},
+            headers=auth(env, "wallet"),
+        ),
+        422,
+        "wrong_signer",
+    )
+    signature = env["own_key"].sign_typed_data(full_message=typed).signature.to_0x_hex()
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/signature",
+        json={"signature": signature},
+        headers=auth(env, "wallet"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "pending", r.text
+    err(
+        c.post(
+            f"/v1/share-requests/{req['id']}/signature",
+            json={"signature": signature},
+            headers=auth(env, "wallet"),
+        ),
+        409,
+        "not_awaiting_signature",
+    )
+    # a custodial signature is refused for a party that keeps its own key
+    err(
+        c.post("/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "wallet")),
+        409,
+        "client_custody",
+    )
+
+
+def test_request_rejections(env: dict[str, Any]) -> None:
+    c = env["client"]
+    err(
+        c.post("/v1/share-requests", json=request_body(env, "GY-MZ-004"), headers=auth(env, "renshe")),
+        409,
+        "not_shareable",
+    )
+    err(
+        c.post("/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "shulian")),
+        403,
+        "forbidden_role",
+    )
+    err(
+        c.post("/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "minzheng")),
+        409,
+        "own_resource",
+    )
+    bad_purpose = request_body(env, "GY-MZ-001", purpose={"code": "curiosity", "text": ""})
+    err(c.post("/v1/share-requests", json=bad_purpose, headers=auth(env, "renshe")), 422, "unknown_purpose")
+    body = request_body(env, "GY-MZ-001")
+    body["scope"]["fields"] = ["salary"]
+    err(c.post("/v1/share-requests", json=body, headers=auth(env, "renshe")), 422, "unknown_field")
+    body = request_body(env, "GY-MZ-001")
+    body["scope"]["valid_until"] = body["scope"]["valid_from"]
+    err(c.post("/v1/share-requests", json=body, headers=auth(env, "renshe")), 422, "invalid_window")
+    err(
+        c.post(
+            "/v1/share-requests",
+            json={**request_body(env, "GY-MZ-001"), "resource_id": "nope"},
+            headers=auth(env, "renshe"),
+        ),
+        404,
+        "resource_not_found",
+    )
+    err(c.get("/v1/share-requests?status=stuck", headers=auth(env, "renshe")), 422, "invalid_status")
+    err(c.get("/v1/share-requests/nope", headers=auth(env, "renshe")), 404, "request_not_found")
+
+
+def test_overdue_and_late(env: dict[str, Any]) -> None:
+    c, ledger = env["client"], env["ledger"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    assert c.get("/v1/share-requests?status=overdue", headers=BOOT).json() == []
+    with ledger.store.session() as session:  # the application was filed 3 weeks ago
+        session.execute(
+            update(ShareRequest)
+            .where(ShareRequest.id == req["id"])
+            .values(respond_by=datetime.now(UTC).date() - timedelta(days=5))
+        )
+    overdue = c.get("/v1/share-requests?status=overdue", headers=auth(env, "minzheng")).json()
+    assert [o["id"] for o in overdue] == [req["id"]] and overdue[0]["overdue"] is True
+    assert c.get("/v1/share-requests?status=overdue", headers=auth(env, "shulian")).json() == []  # own scope
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng")
+    )
+    assert r.json()["status"] == "granted" and r.json()["late"] is True
