@@ -9,7 +9,7 @@ from fastapi import FastAPI, Request, Response
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 
 from api import errors
-from api.routes import catalog, log, parties, resources, sharing, system
+from api.routes import catalog, disputes, log, parties, resources, sharing, system
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
@@ -60,4 +60,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(catalog.router)
     app.include_router(resources.router)
     app.include_router(sharing.router)
+    app.include_router(disputes.router)
     return app

@@ -31,6 +31,7 @@ from ledger.log.service import LogService
 from ledger.log.store import LogStore
 from ledger.settings import Settings
 from ledger.sharing.catalog import CatalogService
+from ledger.sharing.disputes import DisputeService
 from ledger.sharing.requests import ShareService
 from ledger.store.db import Store
 from ledger.store.models import Party, PlatformKey
@@ -81,6 +82,7 @@ class Ledger:
         self.log = log
         self.catalog = catalog
         self.sharing = sharing
+        self.disputes = DisputeService(sharing)
         self.bootstrap = bootstrap
 
     @classmethod

@@ -208,3 +208,27 @@ class ShareRequest(Base):
     grant_id: Mapped[str | None] = mapped_column(String(66), nullable=True, index=True)
     revoked_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Dispute(Base):
+    """疑义数据校核: a user of shared data disputes a resource version; the provider answers."""
+
+    __tablename__ = "disputes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    filer_id: Mapped[str] = mapped_column(String(32), index=True)
+    provider_id: Mapped[str] = mapped_column(String(32), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # open | answered
+    filed_on: Mapped[date] = mapped_column(Date)
+    respond_by: Mapped[date] = mapped_column(Date)
+    file_tx: Mapped[str] = mapped_column(String(66))
+    answer: Mapped[str | None] = mapped_column(Text, nullable=True)
+    corrected: Mapped[bool] = mapped_column(default=False)
+    new_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    answer_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    answered_on: Mapped[date | None] = mapped_column(Date, nullable=True)
+    late: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -301,3 +301,89 @@ def test_overdue_and_late(env: dict[str, Any]) -> None:
         f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng")
     )
     assert r.json()["status"] == "granted" and r.json()["late"] is True
+
+
+def test_dispute_answered_with_a_correction(env: dict[str, Any]) -> None:
+    c, ledger = env["client"], env["ledger"]
+    r = c.post(
+        "/v1/disputes",
+        json={"resource_id": env["GY-MZ-001"], "reason": "街道名称与民政系统不一致"},
+        headers=auth(env, "renshe"),
+    )
+    assert r.status_code == 201, r.text
+    dispute = r.json()
+    assert dispute["status"] == "open" and dispute["version"] == 1 and dispute["file_tx"].startswith("0x")
+    assert [d["id"] for d in c.get("/v1/disputes?status=open", headers=auth(env, "minzheng")).json()] == [
+        dispute["id"]
+    ]
+    err(
+        c.post(f"/v1/disputes/{dispute['id']}/answer", json={"answer": "x"}, headers=auth(env, "renshe")),
+        403,
+        "not_provider",
+    )
+    correction = {
+        "code": "GY-MZ-001",
+        "name": "GY-MZ-001",
+        "format": "table",
+        "share_type": "conditional",
+        "open_type": "none",
+        "level": 2,
+        "update_frequency": "monthly",
+        "legal_basis": "更正后",
+        "fields": [{"name": "name", "sensitive": True, "masking": "name"}, {"name": "district"}],
+    }
+    r = c.post(
+        f"/v1/disputes/{dispute['id']}/answer",
+        json={"answer": "已更正街道名称", "correction": correction},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "answered" and r.json()["corrected"] is True and r.json()["new_version"] == 2
+    resource = c.get(f"/v1/resources/{env['GY-MZ-001']}", headers=auth(env, "renshe")).json()
+    assert resource["version"] == 2 and resource["metadata"]["legal_basis"] == "更正后"
+    share = ledger.contracts["ShareLedger"]
+    from ledger.sharing.catalog import resource_id_bytes32
+
+    on_chain = ledger.chain.call(share.functions.metadataHashAt(resource_id_bytes32(env["GY-MZ-001"]), 2))
+    assert "0x" + bytes(on_chain).hex() == resource["metadata_hash"]
+    err(
+        c.post(
+            f"/v1/disputes/{dispute['id']}/answer", json={"answer": "again"}, headers=auth(env, "minzheng")
+        ),
+        409,
+        "dispute_not_open",
+    )
+    assert log_kinds(env).count("dispute") == 2
+
+
+def test_dispute_rejections(env: dict[str, Any]) -> None:
+    c = env["client"]
+    err(
+        c.post(
+            "/v1/disputes",
+            json={"resource_id": env["GY-MZ-001"], "reason": "x"},
+            headers=auth(env, "shulian"),
+        ),
+        403,
+        "forbidden_role",
+    )
+    err(
+        c.post(
+            "/v1/disputes",
+            json={"resource_id": env["GY-MZ-001"], "reason": "x"},
+            headers=auth(env, "minzheng"),
+        ),
+        409,
+        "own_resource",
+    )
+    err(
+        c.post(
+            "/v1/disputes",
+            json={"resource_id": env["GY-MZ-001"], "reason": "x", "version": 9},
+            headers=auth(env, "renshe"),
+        ),
+        422,
+        "unknown_version",
+    )
+    err(c.get("/v1/disputes?status=weird", headers=auth(env, "renshe")), 422, "invalid_status")
+    err(c.get("/v1/disputes/nope", headers=auth(env, "renshe")), 404, "dispute_not_found")
