@@ -387,3 +387,60 @@ def test_dispute_rejections(env: dict[str, Any]) -> None:
     )
     err(c.get("/v1/disputes?status=weird", headers=auth(env, "renshe")), 422, "invalid_status")
     err(c.get("/v1/disputes/nope", headers=auth(env, "renshe")), 404, "dispute_not_found")
+
+
+def test_api_refuses_replayed_and_cross_chain_client_signatures(env: dict[str, Any]) -> None:
+    c, key = env["client"], env["own_key"]
+    first = c.post(
+        "/v1/share-requests",
+        json=request_body(env, "GY-MZ-001", signing="client"),
+        headers=auth(env, "wallet"),
+    ).json()
+    second = c.post(
+        "/v1/share-requests",
+        json=request_body(env, "GY-MZ-001", signing="client"),
+        headers=auth(env, "wallet"),
+    ).json()
+    signature = key.sign_typed_data(full_message=first["typed_data"]).signature.to_0x_hex()
+    # the signature of one request replayed on another is not the requester's consent to it
+    err(
+        c.post(
+            f"/v1/share-requests/{second['id']}/signature",
+            json={"signature": signature},
+            headers=auth(env, "wallet"),
+        ),
+        422,
+        "wrong_signer",
+    )
+    # the same message signed for another chain id does not verify either
+    other_chain = {**second["typed_data"], "domain": {**second["typed_data"]["domain"], "chainId": 1}}
+    cross = key.sign_typed_data(full_message=other_chain).signature.to_0x_hex()
+    err(
+        c.post(
+            f"/v1/share-requests/{second['id']}/signature",
+            json={"signature": cross},
+            headers=auth(env, "wallet"),
+        ),
+        422,
+        "wrong_signer",
+    )
+    # the first request, signed properly, goes through; then its (stale) nonce makes the second
+    # request's original typed data unusable on chain: the contract refuses the replayed nonce
+    assert (
+        c.post(
+            f"/v1/share-requests/{first['id']}/signature",
+            json={"signature": signature},
+            headers=auth(env, "wallet"),
+        ).json()["status"]
+        == "pending"
+    )
+    stale = key.sign_typed_data(full_message=second["typed_data"]).signature.to_0x_hex()
+    err(
+        c.post(
+            f"/v1/share-requests/{second['id']}/signature",
+            json={"signature": stale},
+            headers=auth(env, "wallet"),
+        ),
+        409,
+        "invalid_account_nonce",
+    )
