@@ -444,3 +444,60 @@ def test_api_refuses_replayed_and_cross_chain_client_signatures(env: dict[str, A
         409,
         "invalid_account_nonce",
     )
+
+
+def test_grant_expires_by_time(env: dict[str, Any]) -> None:
+    import time
+
+    c = env["client"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    now = datetime.now(UTC).replace(microsecond=0)
+    conditions = {
+        "fields": ["district"],
+        "valid_from": (now - timedelta(days=1)).isoformat(),
+        "valid_until": (now + timedelta(seconds=2)).isoformat(),
+        "mode": "aggregate",
+        "max_accesses": 3,
+    }
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision",
+        json={"approve": True, "conditions": conditions},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.json()["status"] == "granted" and r.json()["scope"]["mode"] == "aggregate"
+    grant_id = r.json()["grant_id"]
+    assert c.get(f"/v1/grants/{grant_id}", headers=auth(env, "renshe")).json()["status"] == "active"
+    time.sleep(3)
+    assert c.get(f"/v1/grants/{grant_id}", headers=auth(env, "renshe")).json()["status"] == "expired"
+    ledger: Ledger = env["ledger"]
+    share = ledger.contracts["ShareLedger"]
+    grantee = ledger.parties.get(env["renshe"]["id"]).address
+    assert ledger.chain.call(
+        share.functions.isAuthorized(bytes.fromhex(grant_id[2:]), grantee, int(now.timestamp()))
+    )
+    later = int(now.timestamp()) + 10
+    assert not ledger.chain.call(share.functions.isAuthorized(bytes.fromhex(grant_id[2:]), grantee, later))
+
+
+def test_level_3_with_one_of_two_cosignatures_is_not_granted(env: dict[str, Any]) -> None:
+    c, ledger = env["client"], env["ledger"]
+    share = ledger.contracts["ShareLedger"]
+    ledger.chain.transact(share.functions.setCosignThreshold(3, 2), ledger.funder)  # M-of-N: 2 registrars
+    second = c.post(
+        "/v1/parties", json={"kind": "registrar", "name": "副主任", "uscc": make_uscc(499)}, headers=BOOT
+    ).json()
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-003"), headers=auth(env, "renshe")
+    ).json()
+    c.post(f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng"))
+    r = c.post(f"/v1/share-requests/{req['id']}/cosign", headers=BOOT)
+    assert r.json()["status"] == "awaiting_cosign" and r.json()["grant_id"] is None, (
+        "one signature is not enough"
+    )
+    err(c.post(f"/v1/share-requests/{req['id']}/cosign", headers=BOOT), 409, "already_cosigned")
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/cosign", headers={"Authorization": f"Bearer {second['token']}"}
+    )
+    assert r.json()["status"] == "granted" and len(r.json()["cosign_txs"]) == 2
