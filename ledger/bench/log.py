@@ -45,7 +45,7 @@ from ledger.identity.uscc import make_uscc
 from ledger.log import merkle
 from ledger.log.events import AccessEvent
 from ledger.log.store import LogStore, NewEntry
-from ledger.log.verify import verify
+from ledger.log.verify import chain_checkpoints, verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 from ledger.store.db import Store
@@ -611,26 +611,46 @@ def ack_to_anchored(ledger: Ledger, sizes: Sizes, say: Say) -> list[Row]:
 # --------------------------------------------------------------------------- 5. verify
 
 
-def verify_rate(ledger: Ledger, events: int, say: Say) -> Row:
+def verify_rate(ledger: Ledger, events: int, say: Say) -> list[Row]:
+    """The full audit, and beside it its first step alone: reading the ``Anchored`` events from
+    the chain (``chain_checkpoints``, ``eth_getLogs`` from block 0), which does not grow with the log."""
     log = ledger.log.log
     say(f"  filling the ledger's log to {events:,} events and anchoring …")
     _fill(log, "verify-", events, say)
     ledger.anchorer.anchor_once()
+    anchor = ledger.contracts["Anchor"]
     start = time.perf_counter()
-    report = verify(ledger.store, ledger.chain, ledger.contracts["Anchor"])
+    report = verify(ledger.store, ledger.chain, anchor)
     seconds = time.perf_counter() - start
     if not report.intact or report.anchored_size != report.entries:
         raise RuntimeError(f"verify did not pass on an untouched log: {report.as_dict()}")
+    start = time.perf_counter()
+    chain_checkpoints(ledger.chain, anchor)
+    chain_seconds = time.perf_counter() - start
     rate = report.entries / seconds
-    return Row(
-        M_VERIFY,
-        f"verify (SQLite): {report.entries:,} entries, {report.checkpoints} checkpoints",
-        report.entries,
-        seconds,
-        rate,
-        "events/s",
-        f"target ≥ 100,000/s: {_met(rate, 100_000)}",
-    )
+    store_rate = report.entries / max(seconds - chain_seconds, 1e-9)
+    blocks = ledger.chain.block_number()
+    case = f"verify (SQLite): {report.entries:,} entries, {report.checkpoints} checkpoints"
+    return [
+        Row(
+            M_VERIFY,
+            case,
+            report.entries,
+            seconds,
+            rate,
+            "events/s",
+            f"target ≥ 100,000/s: {_met(rate, 100_000)}",
+        ),
+        Row(
+            M_VERIFY,
+            f"  of which chain_checkpoints (eth_getLogs over {blocks:,} blocks, embedded)",
+            report.checkpoints,
+            chain_seconds,
+            chain_seconds * 1000,
+            "ms",
+            f"the rest: {store_rate:,.0f} events/s",
+        ),
+    ]
 
 
 # --------------------------------------------------------------------------- the run
@@ -681,7 +701,7 @@ def run_log_bench(
             say(f"4. ack → anchored, {sizes.anchor_rate:,} events/s for {sizes.anchor_seconds:g} s …")
             anchor_rows = ack_to_anchored(ledger, sizes, say)
             say(f"5. verify over {sizes.verify_events:,} events …")
-            verify_row = verify_rate(ledger, sizes.verify_events, say)
+            verify_rows = verify_rate(ledger, sizes.verify_events, say)
         for row in ack_rows:
             target = 20_000 if "SQLite" in row.case and "HTTP" not in row.case else 5_000
             ratio = row.value / naive.value
@@ -706,7 +726,7 @@ def run_log_bench(
         say(f"3. inclusion proof latency at {sizes.proof_leaves:,} leaves …")
         result.rows.extend(proof_latency(path, sizes.proof_leaves, sizes.latency_samples, say))
         result.rows.extend(anchor_rows)
-        result.rows.append(verify_row)
+        result.rows.extend(verify_rows)
     return result
 
 
