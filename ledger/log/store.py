@@ -17,6 +17,8 @@ primary key in one query.
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,9 +79,40 @@ def _split(frontier: bytes) -> list[bytes]:
     return [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
 
 
+class NodeCache:
+    """A bounded LRU of tree node hashes. A perfect-subtree hash never changes once written (the
+    tables are insert-only), so entries need no invalidation — only a size bound."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[int, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[int]) -> tuple[dict[int, bytes], list[int]]:
+        found: dict[int, bytes] = {}
+        missing: list[int] = []
+        with self._lock:
+            for key in keys:
+                value = self._data.get(key)
+                if value is None:
+                    missing.append(key)
+                else:
+                    self._data.move_to_end(key)
+                    found[key] = value
+        return found, missing
+
+    def put_many(self, items: Mapping[int, bytes]) -> None:
+        with self._lock:
+            self._data.update(items)
+            while len(self._data) > self.capacity:
+                self._data.popitem(last=False)
+
+
 class LogStore:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, *, cache_nodes: int = 500_000) -> None:
         self.store = store
+        self.cache = NodeCache(cache_nodes)
+        self._known_size = 0  # the log only grows: a size seen once stays valid
 
     # -- append ---------------------------------------------------------------------------------
     def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
@@ -169,23 +202,28 @@ class LogStore:
             return merkle.CompactRange(size=head.size, hashes=_split(head.frontier))
 
     def _check_size(self, tree_size: int) -> None:
+        if tree_size <= self._known_size:
+            return
         size = self.size()
+        self._known_size = max(self._known_size, size)
         if tree_size > size:
             raise InvalidInput(
                 f"tree_size {tree_size} exceeds the log size {size}", code="tree_size_too_large"
             )
 
     def nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-        keys = sorted({node_key(n) for n in ids})
-        found: dict[merkle.NodeId, bytes] = {}
-        with self.store.read() as session:
-            for start in range(0, len(keys), 500):
-                chunk = keys[start : start + 500]
-                for key, value in session.execute(
-                    select(LogNode.id, LogNode.hash).where(LogNode.id.in_(chunk))
-                ):
-                    found[key_node(key)] = bytes(value)
-        return found
+        """Node hashes by id: from the immutable-node cache, the rest in one primary-key query."""
+        cached, keys = self.cache.get_many(sorted({node_key(n) for n in ids}))
+        fetched: dict[int, bytes] = {}
+        if keys:
+            with self.store.read() as session:
+                for start in range(0, len(keys), 500):
+                    chunk = keys[start : start + 500]
+                    rows = session.execute(select(LogNode.id, LogNode.hash).where(LogNode.id.in_(chunk)))
+                    fetched.update((int(key), bytes(value)) for key, value in rows)
+            self.cache.put_many(fetched)
+        cached.update(fetched)
+        return {key_node(key): value for key, value in cached.items()}
 
     def root(self, tree_size: int) -> bytes:
         if tree_size == 0:

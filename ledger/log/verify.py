@@ -86,10 +86,29 @@ class Report:
 Progress = Callable[[int], None]
 
 
-def chain_checkpoints(chain: Chain, anchor: Contract) -> list[tuple[int, bytes]]:
-    """All (size, root) pairs anchored on chain, from the contract's events, in size order."""
-    events = chain._rpc(lambda: anchor.events.Anchored().get_logs(from_block=0))
-    pairs = {int(e["args"]["treeSize"]): bytes(e["args"]["root"]) for e in events}
+def chain_checkpoints(
+    chain: Chain, anchor: Contract, hint_blocks: Iterable[int] = ()
+) -> list[tuple[int, bytes]]:
+    """All (size, root) pairs anchored on chain, from the contract's ``Anchored`` events, in size order.
+
+    The database's checkpoint rows say in which blocks to look (reading single blocks is much
+    cheaper than scanning the chain); they are only a hint: if the events found there are fewer than
+    the contract's own ``count()``, the whole chain is scanned."""
+    expected = int(chain.call(anchor.functions.count()))
+    pairs: dict[int, bytes] = {}
+
+    def collect(from_block: int, to_block: int | str) -> None:
+        events = chain._rpc(
+            lambda: anchor.events.Anchored().get_logs(from_block=from_block, to_block=to_block)
+        )
+        pairs.update((int(e["args"]["treeSize"]), bytes(e["args"]["root"])) for e in events)
+
+    for block in sorted(set(hint_blocks)):
+        if block > 0:
+            collect(block, block)
+    if len(pairs) != expected:
+        pairs.clear()
+        collect(0, "latest")
     return sorted(pairs.items())
 
 
@@ -151,7 +170,9 @@ def _fold_check(
 
 def verify(store: Store, chain: Chain, anchor: Contract, *, progress: Progress | None = None) -> Report:
     report = Report()
-    checkpoints = chain_checkpoints(chain, anchor)
+    with store.read() as session:
+        hints = [int(b) for b in session.scalars(select(Checkpoint.block_number))]
+    checkpoints = chain_checkpoints(chain, anchor, hints)
     report.checkpoints = len(checkpoints)
     anchored = checkpoints[-1][0] if checkpoints else 0
     report.anchored_size = anchored
