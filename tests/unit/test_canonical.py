@@ -197,3 +197,42 @@ def test_canonical_json_round_trips_and_is_idempotent(value: Any) -> None:
 def test_sha256_hex() -> None:
     assert sha256_hex(b"") == "0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
     assert sha256_hex(b"abc") == "0x" + hashlib.sha256(b"abc").hexdigest()
+
+
+# The fast path (json.dumps for plain values) must be byte-identical to the rfc8785 package.
+_plain_keys = st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=127), max_size=8)
+_plain_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**53 - 1), max_value=2**53 - 1)
+    | st.text(max_size=12)
+)
+_plain_json = st.recursive(
+    _plain_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_plain_keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_plain_json)
+def test_fast_path_matches_rfc8785(value: object) -> None:
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)  # type: ignore[arg-type]
+    except (rfc8785.CanonicalizationError, UnicodeError):
+        with pytest.raises(InvalidInput):
+            canonical_json(value)
+        return
+    assert canonical_json(value) == expected
+
+
+def test_fast_path_edge_cases_match_rfc8785() -> None:
+    import rfc8785
+
+    for value in (
+        {"a\\u0000": '\x00\x01\x1f\x7f\u2028\u2029"\\/', "b": [True, False, None, 2**53 - 1, -(2**53 - 1)]},
+        {"z": 1, "A": 2, "_": 3, "a": {"y": [], "x": {}}},
+        ["贵阳", "\U0001f600", "\u00e9"],
+    ):
+        assert canonical_json(value) == rfc8785.dumps(value)  # type: ignore[arg-type]
