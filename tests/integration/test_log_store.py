@@ -46,6 +46,8 @@ def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
             proof = log.inclusion_proof(index, size)
             assert proof == ref.inclusion_proof(index, size, leaves)
             merkle.verify_inclusion(leaves[index], index, size, proof, ref.mth(leaves[:size]))
+    indices = [0, 5, 64, 128, 77]
+    assert log.inclusion_proofs(indices, total) == [ref.inclusion_proof(i, total, leaves) for i in indices]
     for first in (1, 3, 8, 64, 100):
         assert log.consistency_proof(first, total) == ref.consistency_proof(first, total, leaves)
     assert log.frontier().root() == ref.mth(leaves)
