@@ -33,6 +33,7 @@ PURE_ALLOWED = {
     "math",
     "re",
     "hashlib",
+    "json",
     "hmac",
     "base64",
     "binascii",
