@@ -171,7 +171,7 @@ def run_chain_bench(
     say(f"embedded chain, ECC_BACKEND_CLASS={NATIVE_BACKEND}, n={n} (subprocess) …")
     results.append(bench_in_subprocess(n, env={"ECC_BACKEND_CLASS": NATIVE_BACKEND}))
     if external:
-        from ledger.bench._node import HardhatNode
+        from ledger.chain.devnode import HardhatNode
 
         say(f"external Hardhat node, default ECC backend, n={n} …")
         with HardhatNode() as node:

@@ -1,14 +1,14 @@
-"""A throw-away Hardhat node for the external-chain benchmark.
-
-The same few lines as ``tests/support/evm_node.py`` (``ledger`` never imports ``tests``): start
-``hardhat node`` from ``contracts/node_modules`` on a free loopback port, wait until it answers
-``eth_chainId``, and always stop it — as a context manager, so no node outlives the benchmark.
+"""A throw-away local EVM JSON-RPC node (Hardhat, from ``contracts/node_modules``), for the
+external-chain tests and benchmarks: started on a free loopback port, ready once it answers
+``eth_chainId``, and always stopped — as a context manager, so no node outlives its user.
+``pause``/``resume`` (SIGSTOP/SIGCONT) simulate an outage without losing the node's state.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -65,6 +65,15 @@ class HardhatNode:
                 self.stop()
                 raise RuntimeError("hardhat node did not answer in time")
             time.sleep(0.2)
+
+    def pause(self) -> None:
+        """The node stops answering but keeps its state (a restarted Hardhat node would lose it)."""
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._proc is not None
+        os.killpg(self._proc.pid, signal.SIGCONT)
 
     def stop(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
