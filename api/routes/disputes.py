@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
 from api.routes.resources import ResourceIn
-from ledger.sharing.requests import today_in_china
+from ledger.sharing.disputes import dispute_overdue
 from ledger.store.models import Dispute
 
 router = APIRouter(prefix="/v1/disputes", tags=["sharing"])
@@ -62,7 +62,7 @@ class DisputeOut(BaseModel):
             status=d.status,
             filed_on=d.filed_on,
             respond_by=d.respond_by,
-            overdue=d.status == "open" and today_in_china() > d.respond_by,
+            overdue=dispute_overdue(d),
             answer=d.answer,
             corrected=d.corrected,
             new_version=d.new_version,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
 from ledger.log.events import AccessMode
-from ledger.sharing.requests import Scope, today_in_china
+from ledger.sharing.requests import Scope, request_overdue
 from ledger.store.models import ShareRequest
 from ledger.types import RequestStatus, Signing
 
@@ -111,7 +111,7 @@ class RequestOut(BaseModel):
             status=row.status,
             applied_on=row.applied_on,
             respond_by=row.respond_by,
-            overdue=row.status is RequestStatus.PENDING and today_in_china() > row.respond_by,
+            overdue=request_overdue(row),
             late=row.late,
             reason=row.reason,
             grant_id=row.grant_id,

@@ -22,6 +22,11 @@ from ledger.store.models import Dispute, Party, Resource, ResourceVersion
 from ledger.types import PartyKind, Signing
 
 
+def dispute_overdue(dispute: Dispute) -> bool:
+    """Unanswered past its ``respond_by``."""
+    return dispute.status == "open" and today_in_china() > dispute.respond_by
+
+
 class DisputeService:
     def __init__(self, sharing: ShareService) -> None:
         self.s = sharing

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
@@ -84,6 +85,11 @@ def _epoch(value: datetime) -> int:
 
 def today_in_china() -> date:
     return datetime.now(CHINA).date()
+
+
+def request_overdue(row: ShareRequest) -> bool:
+    """Unanswered past ``respond_by`` (10 working days from the application date)."""
+    return row.status is RequestStatus.PENDING and today_in_china() > row.respond_by
 
 
 def request_id_bytes32(request_id: str) -> bytes:
@@ -163,6 +169,26 @@ class ShareService:
                 )
             ]
         )
+
+    def _settle(
+        self, row: ShareRequest, update: Callable[[ShareRequest], None]
+    ) -> tuple[ShareRequest, RequestStatus]:
+        """After a transaction: store the request's status as the chain now has it (and the grant
+        id once granted), together with the step's own fields set by ``update``."""
+        status = self._chain_status(row.id)
+        with self.store.session() as session:
+            stored = session.get(ShareRequest, row.id)
+            assert stored is not None
+            stored.status = status
+            if status is RequestStatus.GRANTED:
+                stored.grant_id = grant_id_of(row.id)
+            update(stored)
+        return stored, status
+
+    def _log_grant(self, row: ShareRequest, status: RequestStatus, tx_hash: str, **extra: Any) -> None:
+        if status is RequestStatus.GRANTED:
+            body = {"grant": row.grant_id, "request": row.id, **extra, "tx_hash": tx_hash}
+            self._log("grant", f"grant:{row.id}", row.requester_id, row.resource_id, body)
 
     def _chain_status(self, request_id: str) -> RequestStatus:
         record = self.chain.call(self.contract.functions.requestOf(request_id_bytes32(request_id)))
@@ -260,18 +286,11 @@ class ShareService:
     def _submit_on_chain(self, row: ShareRequest, document: dict[str, Any], signature: bytes) -> ShareRequest:
         fn = self.contract.functions.submitRequest(eip712.as_tuple(document), signature)
         receipt = self.chain.transact(fn, self.relayer)
-        status = self._chain_status(row.id)
-        with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
-            assert stored is not None
-            stored.status, stored.request_tx, stored.request_signature = (
-                status,
-                receipt.tx_hash,
-                "0x" + signature.hex(),
-            )
-            if status is RequestStatus.GRANTED:
-                stored.grant_id = grant_id_of(row.id)
-            row = stored
+
+        def update(stored: ShareRequest) -> None:
+            stored.request_tx, stored.request_signature = receipt.tx_hash, "0x" + signature.hex()
+
+        row, status = self._settle(row, update)
         body = {
             "request": row.id,
             "requester": row.requester_id,
@@ -282,14 +301,7 @@ class ShareService:
             "tx_hash": receipt.tx_hash,
         }
         self._log("request", f"request:{row.id}", row.requester_id, row.resource_id, body)
-        if status is RequestStatus.GRANTED:
-            self._log(
-                "grant",
-                f"grant:{row.id}",
-                row.requester_id,
-                row.resource_id,
-                {"grant": row.grant_id, "request": row.id, "automatic": True, "tx_hash": receipt.tx_hash},
-            )
+        self._log_grant(row, status, receipt.tx_hash, automatic=True)
         return row
 
     # -- decisions ----------------------------------------------------------------------------------
@@ -357,17 +369,14 @@ class ShareService:
         receipt = self.chain.transact(
             self.contract.functions.decide(eip712.as_tuple(document), signature), self.relayer
         )
-        status = self._chain_status(row.id)
         decided = today_in_china()
-        with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
-            assert stored is not None
-            stored.status, stored.decision_tx, stored.decided_on = status, receipt.tx_hash, decided
+
+        def update(stored: ShareRequest) -> None:
+            stored.decision_tx, stored.decided_on = receipt.tx_hash, decided
             stored.decision_signature = "0x" + signature.hex()
             stored.late = decided > stored.respond_by
-            if status is RequestStatus.GRANTED:
-                stored.grant_id = grant_id_of(row.id)
-            row = stored
+
+        row, status = self._settle(row, update)
         approve = bool(document["message"]["approve"])
         self._log(
             "decision",
@@ -382,14 +391,7 @@ class ShareService:
                 "tx_hash": receipt.tx_hash,
             },
         )
-        if status is RequestStatus.GRANTED:
-            self._log(
-                "grant",
-                f"grant:{row.id}",
-                row.requester_id,
-                row.resource_id,
-                {"grant": row.grant_id, "request": row.id, "tx_hash": receipt.tx_hash},
-            )
+        self._log_grant(row, status, receipt.tx_hash)
         return row
 
     def cosign(self, caller: Party, request_id: str) -> ShareRequest:
@@ -418,28 +420,12 @@ class ShareService:
         receipt = self.chain.transact(
             self.contract.functions.cosign(eip712.as_tuple(document), signature), self.relayer
         )
-        status = self._chain_status(row.id)
-        with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
-            assert stored is not None
+
+        def update(stored: ShareRequest) -> None:
             stored.cosign_txs = json.dumps([*json.loads(stored.cosign_txs), receipt.tx_hash])
-            stored.status = status
-            if status is RequestStatus.GRANTED:
-                stored.grant_id = grant_id_of(row.id)
-            row = stored
-        if status is RequestStatus.GRANTED:
-            self._log(
-                "grant",
-                f"grant:{row.id}",
-                row.requester_id,
-                row.resource_id,
-                {
-                    "grant": row.grant_id,
-                    "request": row.id,
-                    "cosigned_by": caller.id,
-                    "tx_hash": receipt.tx_hash,
-                },
-            )
+
+        row, status = self._settle(row, update)
+        self._log_grant(row, status, receipt.tx_hash, cosigned_by=caller.id)
         return row
 
     # -- grants -------------------------------------------------------------------------------------
