@@ -17,21 +17,23 @@ primary key in one query.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.log import merkle
 from ledger.store.db import Store
-from ledger.store.models import Checkpoint, LeafRecord, LogEntry, LogHead, LogNode
+from ledger.store.models import Checkpoint, LeafRecord, LogEntry, LogHead, LogNode, LogSubject
 
 LEVEL_SHIFT = 48
 
@@ -75,6 +77,32 @@ class StoredEntry:
     entry: bytes
 
 
+AppendGuard = Callable[[Session, Sequence[Appended]], None]
+_SUBJECT_RE = re.compile(r"^0x[0-9a-f]{64}$")
+
+
+def _trail_columns(event: Mapping[str, Any]) -> dict[str, str | None]:
+    """Indexed copies of the fields the regulator filters by (the canonical entry stays the authority)."""
+
+    def text(key: str, limit: int) -> str | None:
+        value = event.get(key)
+        return value[:limit] if isinstance(value, str) else None
+
+    return {
+        "provider": text("provider", 64),
+        "grant_ref": text("grant", 80) or text("contract", 80),
+        "purpose": text("purpose", 64),
+        "mode": text("mode", 16),
+    }
+
+
+def _subject_hashes(event: Mapping[str, Any]) -> set[str]:
+    subjects = event.get("subjects")
+    if not isinstance(subjects, list):
+        return set()
+    return {s for s in subjects if isinstance(s, str) and _SUBJECT_RE.match(s)}
+
+
 def _split(frontier: bytes) -> list[bytes]:
     return [frontier[i : i + 32] for i in range(0, len(frontier), 32)]
 
@@ -115,8 +143,13 @@ class LogStore:
         self._known_size = 0  # the log only grows: a size seen once stays valid
 
     # -- append ---------------------------------------------------------------------------------
-    def append(self, entries: Sequence[NewEntry]) -> list[Appended]:
-        """Append a batch in one transaction; idempotent by ``event_id``."""
+    def append(self, entries: Sequence[NewEntry], *, guard: AppendGuard | None = None) -> list[Appended]:
+        """Append a batch in one transaction; idempotent by ``event_id``.
+
+        ``guard`` runs inside the transaction, after the new rows are written and before the commit,
+        with the freshly appended results (duplicates excluded): it writes state that must commit
+        with the events (a grant's access counter) or raises to roll the whole batch back.
+        """
         if not entries:
             return []
         ids = [e.event_id for e in entries]
@@ -168,10 +201,20 @@ class LogStore:
                                 "time": entries[i].time,
                                 "request_hash": request_hashes[i],
                                 "entry": encoded[i],
+                                **_trail_columns(entries[i].event),
                             }
                             for n, i in enumerate(fresh)
                         ],
                     )
+                    subjects = {
+                        (bytes.fromhex(h[2:]), base + n)
+                        for n, i in enumerate(fresh)
+                        for h in _subject_hashes(entries[i].event)
+                    }
+                    if subjects:
+                        session.execute(
+                            insert(LogSubject), [{"subject_hash": h, "idx": idx} for h, idx in subjects]
+                        )
                     session.execute(insert(LogNode), [{"id": node_key(n), "hash": h} for n, h in nodes])
                     onchain = [
                         {"idx": base + n, "leaf_hash": leaves[n]}
@@ -182,9 +225,10 @@ class LogStore:
                         session.execute(insert(LeafRecord), onchain)
                     head.size = frontier.size
                     head.frontier = b"".join(frontier.hashes)
-                    results.extend(
-                        Appended(entries[i].event_id, base + n, False) for n, i in enumerate(fresh)
-                    )
+                    appended = [Appended(entries[i].event_id, base + n, False) for n, i in enumerate(fresh)]
+                    if guard is not None:
+                        guard(session, appended)
+                    results.extend(appended)
         except IntegrityError as exc:
             # Another writer recorded one of these event ids between our read and insert.
             raise Conflict("concurrent append of the same event_id; retry", code="event_id_race") from exc

@@ -92,6 +92,11 @@ class LogEntry(Base):
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     entry: Mapped[bytes] = mapped_column(LargeBinary)
+    # Trail columns (0007): copies of entry fields for indexed audit queries; the entry is the authority.
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    grant_ref: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
+    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class LogNode(Base):
@@ -232,3 +237,50 @@ class Dispute(Base):
     answered_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     late: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DataSource(Base):
+    """Where a resource's rows live (registered by its provider); the location is sealed at rest
+    because a database URL can carry a password."""
+
+    __tablename__ = "data_sources"
+
+    resource_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    location: Mapped[bytes] = mapped_column(LargeBinary)
+    table_name: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)
+    registered_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class GrantUsage(Base):
+    """Accesses made under a grant, counted in the transaction that logs each access."""
+
+    __tablename__ = "grant_usage"
+
+    grant_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    accesses: Mapped[int] = mapped_column(BigInteger)
+    last_index: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class LogSubject(Base):
+    """Data-subject index: keyed hash of an ID number → log index of an event about that person."""
+
+    __tablename__ = "log_subjects"
+
+    subject_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class SubjectToken(Base):
+    """A data subject's token (issued by the registrar after checking identity) for the tracker."""
+
+    __tablename__ = "subject_tokens"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject_hash: Mapped[bytes] = mapped_column(LargeBinary(32), index=True)
+    issued_by: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
