@@ -5,27 +5,81 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import catalog, disputes, log, parties, resources, sharing, system
+from api.routes import catalog, data, disputes, log, parties, resources, sharing, subjects, system
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse oversized bodies before they are read (413), by Content-Length."""
+class BodyGuard:
+    """Refuse hostile request bodies before any parser sees them (pure ASGI middleware).
 
-    def __init__(self, app: object, limit: int) -> None:
-        super().__init__(app)  # type: ignore[arg-type]
+    - over ``limit`` bytes: 413 ``body_too_large`` — at once from ``Content-Length``, or as soon as a
+      chunked body without one passes the limit (never buffering more than ``limit`` bytes);
+    - a JSON body (``application/json``, ``…+json``, or no Content-Type) that is not UTF-8 or is nested
+      deeper than :data:`api.errors.MAX_JSON_DEPTH`: 400 ``invalid_utf8`` / ``json_too_deep``, so a deep
+      body can never reach a recursive parser (it would overflow the C stack and kill the process).
+    The body, once checked, is replayed to the app unchanged.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
         self.limit = limit
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
-            return errors.error_response(413, "body_too_large", f"request body exceeds {self.limit} bytes")
-        return await call_next(request)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        length = headers.get("content-length")
+        if length is not None and not (length.isascii() and length.isdigit() and int(length) <= self.limit):
+            await self._refuse(scope, receive, send, 413, "body_too_large", self._too_large)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                return
+            chunk: bytes = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                await self._refuse(scope, receive, send, 413, "body_too_large", self._too_large)
+                return
+            chunks.append(chunk)
+            more = bool(message.get("more_body", False))
+        body = b"".join(chunks)
+        content_type = headers.get("content-type")
+        if body and (content_type is None or errors.is_json_media_type(content_type)):
+            problem = errors.json_body_problem(body)
+            if problem is not None:
+                await self._refuse(scope, receive, send, 400, *problem)
+                return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    @property
+    def _too_large(self) -> str:
+        return f"request body exceeds {self.limit} bytes"
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+    ) -> None:
+        await errors.error_response(status, code, message)(scope, receive, send)
 
 
 def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None) -> FastAPI:
@@ -52,7 +106,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         "who took which data, under which grant, for what purpose, when.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes)
     errors.install(app)
     app.include_router(system.router)
     app.include_router(parties.router)
@@ -61,4 +115,6 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(resources.router)
     app.include_router(sharing.router)
     app.include_router(disputes.router)
+    app.include_router(data.router)
+    app.include_router(subjects.router)
     return app

@@ -7,6 +7,8 @@ never a 500. Unexpected exceptions become a 500 whose body says nothing about in
 from __future__ import annotations
 
 import logging
+import re
+from itertools import accumulate
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -55,6 +57,51 @@ _HTTP_CODES = {
 }
 
 
+# -- bodies refused before any parser sees them -------------------------------------------------------
+MAX_JSON_DEPTH = 64
+"""Deepest JSON nesting accepted. Far above any request shape of the API; far below the depth at which
+a recursive parser or encoder overflows the C stack (py-evm raises the recursion limit to 100000, so
+``json.loads`` of ~100k nested brackets would crash the process instead of raising)."""
+
+_JSON_STRING = re.compile(rb'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_NESTING = [0] * 256
+for _opener, _closer in (b"[]", b"{}"):
+    _NESTING[_opener], _NESTING[_closer] = 1, -1
+
+
+def json_depth(body: bytes) -> int:
+    """Maximum nesting of ``[``/``{`` in a JSON text, without parsing it (no recursion; C-speed scans).
+
+    Brackets inside strings do not count. For text that is not JSON the figure is meaningless but
+    finite, and the parser refuses such text anyway."""
+    if body.count(b"[") + body.count(b"{") == 0:
+        return 0
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_BRACKET)
+    return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
+
+
+def json_body_problem(body: bytes) -> tuple[str, str] | None:
+    """Why a JSON request body must be refused before parsing (``(code, message)``), or None.
+
+    RFC 8259 §8.1: JSON exchanged between systems is UTF-8. Nesting is bounded by MAX_JSON_DEPTH."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return "invalid_utf8", f"the request body is not valid UTF-8 (byte {exc.start})"
+    if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and json_depth(body) > MAX_JSON_DEPTH:
+        return "json_too_deep", f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return None
+
+
+def is_json_media_type(content_type: str | None) -> bool:
+    """``application/json`` or ``application/<something>+json`` (parameters ignored)."""
+    if content_type is None:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -84,13 +131,26 @@ def install(app: FastAPI) -> None:
         if isinstance(retry_after, int):
             headers = {"Retry-After": str(retry_after)}
             extra["retry_after"] = retry_after
+        access_event = exc.details.get("access_event")
+        if isinstance(access_event, int):  # a refused access: it is in the log at this index
+            headers = {**(headers or {}), "X-Access-Event": str(access_event)}
+            extra["access_event"] = access_event
         return error_response(status, exc.code, exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON")
+        if not is_json_media_type(request.headers.get("content-type")) and any(
+            tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors
+        ):
+            # a body was sent but not as JSON, so it was never parsed: say so, not "invalid field"
+            return error_response(
+                415,
+                "unsupported_media_type",
+                "send the request body as JSON (Content-Type: application/json)",
+            )
         details = [
             {"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg")), "type": str(e.get("type"))}
             for e in errors

@@ -9,6 +9,7 @@ finally the contracts (deployed once per chain id, reused afterwards).
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,9 @@ from web3.types import Wei
 from ledger.chain.client import Chain
 from ledger.chain.contracts import ensure_deployed
 from ledger.errors import ChainError
+from ledger.gateway.grants import GrantChecker, grant_evidence
+from ledger.gateway.service import GatewayService
+from ledger.gateway.subjects import SubjectService
 from ledger.identity.parties import PartyService, new_token, party_id_bytes32, uscc_hash
 from ledger.identity.uscc import make_uscc
 from ledger.identity.vault import KeyVault
@@ -69,6 +73,8 @@ class Ledger:
         log: LogService,
         catalog: CatalogService,
         sharing: ShareService,
+        gateway: GatewayService,
+        subjects: SubjectService,
         bootstrap: Bootstrap,
     ) -> None:
         self.settings = settings
@@ -83,6 +89,8 @@ class Ledger:
         self.catalog = catalog
         self.sharing = sharing
         self.disputes = DisputeService(sharing)
+        self.gateway = gateway
+        self.subjects = subjects
         self.bootstrap = bootstrap
 
     @classmethod
@@ -187,6 +195,31 @@ class Ledger:
             log=log_store,
             relayer=funder,
         )
+        log_service.evidence = grant_evidence(
+            store, chain_id=chain.chain_id, contract=contracts["ShareLedger"].address
+        )
+        subject_key = _platform_secret(store, vault, "subject")
+        gateway = GatewayService(
+            store=store,
+            catalog=catalog,
+            log=log_service,
+            grants=GrantChecker(
+                store=store,
+                chain=chain,
+                contract=contracts["ShareLedger"],
+                cache_seconds=settings.grant_cache_seconds,
+            ),
+            vault=vault,
+            subject_key=subject_key,
+            pseudonym_key=_platform_secret(store, vault, "pseudonym"),
+            source_roots=settings.source_root_paths,
+            ledger_db_url=settings.database_url,
+            k=settings.k_anonymity,
+            max_stream_rows=settings.max_stream_rows,
+        )
+        subjects = SubjectService(
+            store=store, log=log_service, subject_key=subject_key, token_days=settings.subject_token_days
+        )
         return cls(
             settings=settings,
             store=store,
@@ -199,6 +232,8 @@ class Ledger:
             log=log_service,
             catalog=catalog,
             sharing=sharing,
+            gateway=gateway,
+            subjects=subjects,
             bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
         )
 
@@ -208,6 +243,7 @@ class Ledger:
 
     def close(self) -> None:
         self.log.anchorer.stop()
+        self.gateway.close()
         self.chain.close()
         self.store.close()
 
@@ -226,6 +262,18 @@ def _platform_key(store: Store, vault: KeyVault, name: str) -> LocalAccount:
             session.add(PlatformKey(name=name, address=account.address, ciphertext=sealed))
             return account
         return vault.account(row.ciphertext, f"platform:{name}")
+
+
+def _platform_secret(store: Store, vault: KeyVault, name: str) -> bytes:
+    """A 32-byte platform secret (HMAC keys for subject hashes and pseudonyms), sealed at rest."""
+    label = f"platform:{name}"
+    with store.session() as session:
+        row = session.get(PlatformKey, name)
+        if row is None:
+            secret = os.urandom(32)
+            session.add(PlatformKey(name=name, address="hmac", ciphertext=vault.seal(secret, label)))
+            return secret
+        return vault.open(row.ciphertext, label)
 
 
 def _note_signer(store: Store, vault: KeyVault, origin: str) -> NoteSigner:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -30,6 +31,19 @@ class Settings(BaseSettings):
         description="comma-separated resource levels whose accesses each get their own transaction",
     )
     anchor_loop: bool = Field(default=True, description="run the anchoring loop inside `serve`")
+    source_roots: str = Field(
+        default="",
+        description="os.pathsep-separated directories data-source files (and SQLite sources) must live "
+        "under; default <data_dir>/sources",
+    )
+    k_anonymity: int = Field(default=5, ge=2, description="aggregate groups smaller than this are withheld")
+    grant_cache_seconds: float = Field(
+        default=5.0, ge=0, description="how long the gateway caches a grant read from chain"
+    )
+    subject_token_days: int = Field(default=30, gt=0, description="lifetime of a data subject's token")
+    max_stream_rows: int = Field(
+        default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
+    )
 
     @field_validator("chain")
     @classmethod
@@ -55,6 +69,12 @@ class Settings(BaseSettings):
         if any(p not in {"1", "2", "3", "4"} for p in parts):
             raise ValueError("SHARETRAIL_ONCHAIN_LEVELS lists levels 1-4, e.g. '4' or '3,4'")
         return ",".join(parts)
+
+    @property
+    def source_root_paths(self) -> list[Path]:
+        parts = [p for p in self.source_roots.split(os.pathsep) if p.strip()]
+        roots = [Path(p) for p in parts] or [self.data_dir / "sources"]
+        return [r.resolve() for r in roots]
 
     @property
     def is_embedded(self) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFoun
 from ledger.log.anchoring import Anchorer
 from ledger.log.events import AccessEvent
 from ledger.log.note import NoteSigner
-from ledger.log.store import Appended, LogStore, NewEntry
+from ledger.log.store import Appended, AppendGuard, LogStore, NewEntry
 from ledger.store.models import Party
 from ledger.types import PartyKind
 
@@ -53,6 +53,8 @@ class LogService:
         self.anchorer = anchorer
         self.signer = signer
         self.onchain_levels = onchain_levels
+        # Fills the bundle's "grant" section (the grant or contract and the signatures that made it).
+        self.evidence: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
     # -- recording ------------------------------------------------------------------------------
     def record_gateway_events(self, caller: Party, events: Sequence[AccessEvent]) -> list[Appended]:
@@ -83,7 +85,12 @@ class LogService:
             )
             for e in events
         ]
-        results = self.log.append(entries)
+        return self.record(entries)
+
+    def record(self, entries: Sequence[NewEntry], *, guard: AppendGuard | None = None) -> list[Appended]:
+        """Append durably (``guard`` runs inside the append transaction), then start the per-access
+        on-chain records of high-level resources and wake the anchoring loop."""
+        results = self.log.append(entries, guard=guard)
         if any(entry.onchain for entry in entries):
             try:
                 self.anchorer.record_leaves()  # now, not at the next tick; the loop retries on failure
@@ -166,6 +173,10 @@ class LogService:
         allowed = caller.kind in AUDITORS or caller.id in (entry.get("accessor"), entry.get("provider"))
         if not allowed:
             raise NotFound(f"no log entry at index {index} visible to you", code="entry_not_found")
+        return self.bundle_of(index, entry)
+
+    def bundle_of(self, index: int, entry: dict[str, Any]) -> dict[str, Any]:
+        """The proof bundle of entry ``index`` (callers check who may see it)."""
         checkpoint = self.log.checkpoint_covering(index)
         if checkpoint is None:
             raise NotAnchoredYet(
@@ -187,7 +198,7 @@ class LogService:
             },
             "checkpoint_note": checkpoint.note,
             "leaf_record": self._leaf_record(index),
-            "grant": None,
+            "grant": self.evidence(entry) if self.evidence is not None else None,
         }
 
     def _leaf_record(self, index: int) -> dict[str, Any] | None:

@@ -60,6 +60,8 @@ class NewEntry:
     resource: str | None = None
     request_hash: bytes | None = None
     onchain: bool = False  # also record this leaf in its own transaction (resource level policy)
+    # Subject hashes to index when the entry carries only their digest (very large accesses).
+    subjects: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ def _trail_columns(event: Mapping[str, Any]) -> dict[str, str | None]:
         "purpose": text("purpose", 64),
         "mode": text("mode", 16),
     }
+
+
+def _index_subjects(entry: NewEntry) -> set[str]:
+    if entry.subjects is not None:
+        return set(entry.subjects)
+    return _subject_hashes(entry.event)
 
 
 def _subject_hashes(event: Mapping[str, Any]) -> set[str]:
@@ -209,7 +217,7 @@ class LogStore:
                     subjects = {
                         (bytes.fromhex(h[2:]), base + n)
                         for n, i in enumerate(fresh)
-                        for h in _subject_hashes(entries[i].event)
+                        for h in _index_subjects(entries[i])
                     }
                     if subjects:
                         session.execute(

@@ -20,6 +20,9 @@ PURE = [
     "ledger/identity/uscc.py",
     "ledger/identity/id_number.py",
     "ledger/log/note.py",
+    "ledger/gateway/masking.py",
+    "ledger/gateway/query.py",
+    "ledger/gateway/shaping.py",
 ]
 # What a pure module may import: computation only — no files, sockets, processes, databases, chains.
 PURE_ALLOWED = {

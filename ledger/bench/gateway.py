@@ -1,0 +1,215 @@
+"""Gateway cost: mediated accesses per second per mode, beside a direct SQLAlchemy read of the same rows.
+
+One fresh data directory (embedded chain, SQLite store with WAL + synchronous=FULL); a population
+table of ``rows`` demo people in a SQLite source under the source root; one grant per mode. Each
+case runs ``n`` accesses through ``GatewayService.access`` — grant check (chain read, cached), scope
+check, source read with the filter pushed down, shaping, canonical JSON, SHA-256, subject HMACs, and
+the durable log append with the grant's access counter — and, in the same run, the same reads done
+directly with SQLAlchemy Core (rows fetched and JSON-encoded, nothing checked or logged): the
+overhead column is what mediation adds. The issue's target: ≤ 20 % on a 1,000-row raw access.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypedDict
+
+import sqlalchemy as sa
+from rich.table import Table
+
+from ledger.gateway import demodata
+from ledger.gateway.service import AccessRequest
+from ledger.gateway.sources import SourceKind, SourceSpec
+from ledger.identity.parties import NewParty
+from ledger.identity.uscc import make_uscc
+from ledger.log.events import AccessMode
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.sharing.catalog import ResourceSpec
+from ledger.sharing.requests import Scope
+from ledger.types import OpenType, PartyKind, ShareType, Signing
+
+TOKEN = "st_bench-gateway-registrar"
+
+
+class CaseResult(TypedDict):
+    case: str
+    rows: int  # rows delivered (or read, for aggregate) per access
+    n: int
+    gateway_ms: float  # median per access
+    direct_ms: float
+    accesses_per_s: float
+    rows_per_s: float
+    overhead_pct: float
+
+
+def _median_ms(fn: Callable[[], Any], n: int) -> tuple[float, float]:
+    times = []
+    start = time.perf_counter()
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    total = time.perf_counter() - start
+    return statistics.median(times) * 1000, n / total
+
+
+def run_gateway_bench(
+    *, rows: int = 100_000, n: int = 200, progress: Callable[[str], None] = lambda _: None
+) -> list[CaseResult]:
+    with tempfile.TemporaryDirectory(prefix="sharetrail-bench-gw-") as tmp:
+        data_dir = Path(tmp)
+        settings = Settings(
+            data_dir=data_dir, bootstrap_token=TOKEN, anchor_loop=False, grant_cache_seconds=60
+        )
+        source = data_dir / "sources" / "population.sqlite"
+        source.parent.mkdir(parents=True)
+        progress(f"writing {rows:,} demo people to {source.name}")
+        demodata.write_sqlite(source, "population", rows)
+        with Ledger.open(settings) as ledger:
+            return _run(ledger, source, rows, n, progress)
+
+
+def _run(
+    ledger: Ledger, source: Path, rows: int, n: int, progress: Callable[[str], None]
+) -> list[CaseResult]:
+    registrar = ledger.parties.authenticate(TOKEN)
+    provider, _ = ledger.parties.register(
+        registrar, NewParty(kind=PartyKind.DEPARTMENT, name="贵阳市公安局", uscc=make_uscc(9001))
+    )
+    user, _ = ledger.parties.register(
+        registrar, NewParty(kind=PartyKind.DEPARTMENT, name="贵阳市民政局", uscc=make_uscc(9002))
+    )
+    spec = ResourceSpec(
+        code="BENCH-POP",
+        name="人口基础信息",
+        format="table",
+        share_type=ShareType.CONDITIONAL,
+        open_type=OpenType.NONE,
+        level=2,
+        update_frequency="daily",
+        legal_basis="bench",
+        fields=demodata.TABLES["population"],
+    )
+    resource = ledger.catalog.create(provider, spec)
+    url = f"sqlite:///{source}"
+    ledger.gateway.register_source(
+        provider, resource.id, SourceSpec(kind=SourceKind.SQL, location=url, table="population")
+    )
+    names = [f.name for f in demodata.TABLES["population"]]
+    now = datetime.now(UTC)
+
+    def grant(mode: AccessMode, fields: list[str]) -> str:
+        scope = Scope(
+            fields=fields,
+            valid_from=now - timedelta(minutes=1),
+            valid_until=now + timedelta(days=1),
+            mode=mode,
+            max_records=1000,
+            max_accesses=1_000_000,
+        )
+        req = ledger.sharing.submit(
+            user,
+            resource_id=resource.id,
+            purpose_code="social_assistance",
+            purpose_text="bench",
+            legal_basis="bench",
+            scope=scope,
+            signing=Signing.CUSTODIAL,
+        )
+        done = ledger.sharing.decide(
+            provider, req.id, approve=True, reason="", conditions=None, signing=Signing.CUSTODIAL
+        )
+        assert done.grant_id
+        return done.grant_id
+
+    engine = sa.create_engine(url)
+    table = sa.Table("population", sa.MetaData(), autoload_with=engine)
+    subjects = [r["id_number"] for r in demodata.generate("population", 100)]
+
+    def direct(columns: list[str], where: Any = None, limit: int | None = 1000) -> Callable[[], Any]:
+        query = sa.select(*(table.c[c] for c in columns))
+        if where is not None:
+            query = query.where(where)
+        if limit:
+            query = query.limit(limit)
+
+        def read() -> bytes:
+            with engine.connect() as conn:
+                out = [dict(zip(columns, r, strict=True)) for r in conn.execute(query)]
+            return json.dumps(out, ensure_ascii=False, default=str).encode()
+
+        return read
+
+    cases: list[tuple[str, AccessMode, list[str], AccessRequest, Callable[[], Any], int]] = [
+        ("raw, 1,000 rows", AccessMode.RAW, names, AccessRequest(), direct(names), 1000),
+        ("masked, 1,000 rows", AccessMode.MASKED, names, AccessRequest(), direct(names), 1000),
+        ("raw, 10 rows", AccessMode.RAW, names, AccessRequest(limit=10), direct(names, limit=10), 10),
+        (
+            f"aggregate by district over {rows:,} rows",
+            AccessMode.AGGREGATE,
+            ["district", "household_type"],
+            AccessRequest(group_by=["district"], metrics=["count"]),
+            direct(["district", "household_type"], limit=None),
+            rows,
+        ),
+        (
+            "verify, 100 subjects",
+            AccessMode.VERIFY,
+            ["id_number"],
+            AccessRequest(subjects=subjects, key="id_number"),
+            direct(["id_number"], where=table.c.id_number.in_(subjects), limit=None),
+            100,
+        ),
+    ]
+    results: list[CaseResult] = []
+    for label, mode, fields, req, baseline, per_access in cases:
+        gid = grant(mode, fields)
+        request = AccessRequest(**{**req.__dict__, "grant": gid})
+        reps = n if per_access <= 1000 else max(3, n // 50)
+        progress(f"{label}: {reps} accesses")
+        ledger.gateway.access(user, resource.id, request)  # warm the grant cache and the source engine
+        baseline()
+
+        def mediated(r: AccessRequest = request) -> Any:
+            return ledger.gateway.access(user, resource.id, r)
+
+        gateway_ms, per_s = _median_ms(mediated, reps)
+        direct_ms, _ = _median_ms(baseline, reps)
+        results.append(
+            CaseResult(
+                case=label,
+                rows=per_access,
+                n=reps,
+                gateway_ms=gateway_ms,
+                direct_ms=direct_ms,
+                accesses_per_s=per_s,
+                rows_per_s=per_s * per_access,
+                overhead_pct=(gateway_ms / direct_ms - 1) * 100,
+            )
+        )
+    engine.dispose()
+    return results
+
+
+def render(results: list[CaseResult]) -> Table:
+    table = Table(title="sharetrail bench gateway — mediated access vs direct SQLAlchemy read")
+    for col in ("case", "n", "gateway ms (p50)", "direct ms (p50)", "overhead", "accesses/s", "rows/s"):
+        table.add_column(col, justify="left" if col == "case" else "right")
+    for r in results:
+        table.add_row(
+            r["case"],
+            str(r["n"]),
+            f"{r['gateway_ms']:.2f}",
+            f"{r['direct_ms']:.2f}",
+            f"{r['overhead_pct']:+.0f}%",
+            f"{r['accesses_per_s']:.1f}",
+            f"{r['rows_per_s']:,.0f}",
+        )
+    return table

@@ -1,0 +1,298 @@
+"""脱敏 (de-identification) rules as data, applied by the gateway in ``masked`` mode.
+
+GB/T 35273-2020 (个人信息安全规范) §3.14 and Annex A ask that personal information leaving its
+controller be de-identified where the purpose allows; §6.2 asks that pseudonyms be kept apart from
+the key that links them. JR/T 0171-2020 (个人金融信息保护技术规范) and common practice in Chinese
+government data exchange fix *keep-format* masking: the value keeps its shape and length so forms and
+reports still work, and only the identifying middle is replaced by ``*``. Each rule below names the
+practice it follows. Masking never raises on bad data: a value that does not look like what its rule
+expects is masked completely (keeping only its length), because a malformed identifier is still an
+identifier.
+
+Pseudonyms are HMAC-SHA256 (RFC 2104) under a platform key and a *scope* (the grant id), so the same
+person gets the same pseudonym throughout one grant but two grantees cannot join their tables on it.
+
+This module is pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Any, Protocol
+
+from ledger.errors import InvalidInput
+from ledger.types import MaskingRule
+
+__all__ = [
+    "COMPOUND_SURNAMES",
+    "MaskedField",
+    "Masker",
+    "generalize",
+    "mask_address",
+    "mask_bank_card",
+    "mask_id_number",
+    "mask_name",
+    "mask_phone",
+    "subject_hash",
+]
+
+STAR = "*"
+REDACTED = "***"
+MIN_KEY_BYTES = 16
+
+#: Common two-character (复姓) surnames; a name starting with one keeps both characters.
+COMPOUND_SURNAMES = frozenset(
+    {
+        "欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "令狐", "慕容", "尉迟", "公孙",
+        "夏侯", "长孙", "宇文", "司徒", "司空", "轩辕", "端木", "独孤", "南宫", "西门",
+        "呼延", "澹台", "公冶", "太史", "申屠", "钟离", "闻人", "万俟", "赫连", "百里",
+    }
+)  # fmt: skip
+
+_ID18 = re.compile(r"[0-9]{17}[0-9X]")
+_ID15 = re.compile(r"[0-9]{15}")
+_MOBILE = re.compile(r"(?P<cc>(?:\+|00)86)?(?P<sep>[\s-]*)(?P<num>1[3-9][0-9](?:[\s-]?[0-9]){8})")
+_LANDLINE = re.compile(r"\(?(?P<area>0[1-9][0-9]{1,2})\)?[\s-]?(?P<num>[0-9]{7,8})(?:[\s-]*[0-9]{1,6})?")
+_CARD = re.compile(r"[0-9]{12,19}")
+_ISO_DATE = re.compile(r"(?P<year>[0-9]{4})-[0-9]{2}-[0-9]{2}(?:[T ].*)?")
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff·•]+")
+# 行政区划 levels of an address: province (省/自治区/特别行政区), prefecture-level city
+# (市/自治州/地区/盟), then the county level (区/县/市/旗, but not 小区/社区: a housing estate is far
+# finer than a district). Bounded repeats keep a street name containing 省 or 市 from being taken for
+# a province; a county level is only recognised after a province or a city.
+_PROVINCE = r"[^省市区县\d]{2,8}?(?:省|自治区|特别行政区)"
+_CITY = r"[^省市区县\d]{1,12}?(?:市|自治州|地区|盟)"
+_COUNTY = r"[^省市区县\d]{1,10}?(?:(?<![小社])区|县|市|旗)"
+_ADDRESS = re.compile(rf"(?:{_PROVINCE}(?:{_CITY})?|{_CITY}){_COUNTY}")
+
+
+class MaskedField(Protocol):
+    """What masking needs to know about a catalog field (``ledger.sharing.catalog.FieldSpec`` fits).
+
+    A protocol rather than ``FieldSpec`` itself: the catalog module talks to the chain and the
+    database, and a pure module must not import it.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sensitive(self) -> bool: ...
+
+    @property
+    def masking(self) -> MaskingRule: ...
+
+
+def _text(value: Any) -> str:
+    return unicodedata.normalize("NFKC", value if isinstance(value, str) else str(value)).strip()
+
+
+def _hide(text: str) -> str:
+    return STAR * len(text)
+
+
+def mask_id_number(value: Any) -> str:
+    """GB 11643-1999 identity number: keep the 6-digit division code and the last 4 characters.
+
+    Positions 7–14 (the birth date) are always hidden: with the division code they narrow a person
+    down to a handful (GB/T 35273-2020 Annex A.2 lists the ID number as a direct identifier). The
+    sequence code and check character stay so a clerk can tell two records apart, as in
+    ``520102********123X``. A lower-case ``x`` is normalised to ``X``; a 15-digit first-generation
+    number keeps 6 + 3; anything else keeps only its length.
+    """
+    text = _text(value).upper()
+    if _ID18.fullmatch(text):
+        return text[:6] + STAR * 8 + text[14:]
+    if _ID15.fullmatch(text):
+        return text[:6] + STAR * 6 + text[12:]
+    return _hide(text)
+
+
+def mask_name(value: Any) -> str:
+    """A person's name: keep the surname (复姓 included), hide the given name — ``张*``, ``欧阳*``.
+
+    Common practice under GB/T 35273-2020 Annex A: the surname alone is shared by millions. The
+    middle dot of minority names (``·``) is kept so the shape stays. Latin names keep the first
+    letter of each word (``J*** S****``).
+    """
+    text = _text(value)
+    if not text:
+        return text
+    if _CJK.fullmatch(text):
+        keep = 2 if len(text) >= 3 and text[:2] in COMPOUND_SURNAMES else 1
+        if len(text) == 1:
+            keep = 0
+        return text[:keep] + "".join(ch if ch in "·•" else STAR for ch in text[keep:])
+    if text.isascii():
+        return " ".join(word[:1] + STAR * (len(word) - 1) for word in text.split())
+    return text[:1] + STAR * (len(text) - 1)
+
+
+def mask_phone(value: Any) -> str:
+    """Phone numbers, as JR/T 0171-2020 §5.1.4 practice: mobile ``138****5678`` (3 + 4 kept).
+
+    A ``+86``/``0086`` country prefix is kept; a landline (``0851-12345678``) keeps its area code and
+    its last 2 digits; anything else keeps only its last 2 characters.
+    """
+    text = _text(value)
+    mobile = _MOBILE.fullmatch(text)
+    if mobile:
+        digits = re.sub(r"[\s-]", "", mobile["num"])
+        prefix = (mobile["cc"] + (" " if mobile["sep"] else "")) if mobile["cc"] else ""
+        return f"{prefix}{digits[:3]}****{digits[7:]}"
+    landline = _LANDLINE.fullmatch(text)
+    if landline:
+        number = landline["num"]
+        return f"{landline['area']}-{STAR * (len(number) - 2)}{number[-2:]}"
+    if len(text) <= 2:
+        return _hide(text)
+    return STAR * (len(text) - 2) + text[-2:]
+
+
+def mask_address(value: Any) -> str:
+    """An address: keep the administrative divisions down to the county level, hide the rest.
+
+    ``贵州省贵阳市云岩区中华北路1号`` → ``贵州省贵阳市云岩区****`` (GB/T 35273-2020 Annex A: the
+    street and house number identify a household; the district is shared by hundreds of thousands).
+    The tail is a fixed ``****`` so its length leaks nothing. Without a recognisable county level, the
+    first 6 characters are kept, but never more than half the address nor a digit
+    (house numbers are what identify).
+    """
+    text = _text(value)
+    if not text:
+        return text
+    found = _ADDRESS.match(text)
+    if found:
+        return found.group(0) + "****"
+    head = text[: min(6, len(text) // 2)]
+    return re.sub(r"[0-9].*", "", head) + "****"
+
+
+def mask_bank_card(value: Any) -> str:
+    """A bank card number (12–19 digits, blanks allowed): keep the first 6 (the BIN) and the last 4.
+
+    JR/T 0171-2020 §5.1.4 (and PCI DSS 3.4) allow at most the first 6 and last 4 digits to be
+    displayed: ``622202******1234``. Blanks and dashes are dropped; anything else keeps its length only.
+    """
+    text = re.sub(r"[\s-]", "", _text(value))
+    if _CARD.fullmatch(text):
+        return text[:6] + STAR * (len(text) - 10) + text[-4:]
+    return _hide(text)
+
+
+def generalize(value: Any) -> Any:
+    """Generalisation (泛化, GB/T 35273-2020 Annex A.3): replace a value by a coarser class.
+
+    Numbers fall in buckets of width 10 (``"30-39"``); ISO dates keep their year; other text keeps
+    its first character. Booleans and non-finite numbers cannot be coarsened and are redacted.
+    """
+    if isinstance(value, bool):
+        return REDACTED
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            return REDACTED
+        low = int(value // 10) * 10
+        return f"{low}-{low + 9}"
+    if isinstance(value, date):
+        return f"{value.year:04d}"
+    text = _text(value)
+    iso = _ISO_DATE.fullmatch(text)
+    if iso:
+        return iso["year"]
+    return text[:1] + STAR if text else text
+
+
+def subject_hash(key: bytes, id_number: str) -> str:
+    """The keyed hash of a data subject's identity number, recorded in access events.
+
+    HMAC-SHA256 (RFC 2104) of the NFKC-normalised, stripped, upper-cased number, as ``0x`` + hex. A
+    plain hash of an 18-digit number with a checksum and a birth date could be reversed by
+    enumeration; the key keeps the log's subject index useless to anyone but the platform, which
+    computes the same hash when a citizen asks who accessed data about them.
+    """
+    if not isinstance(id_number, str) or not id_number.strip():
+        raise InvalidInput(
+            "a data subject's identity number must be a non-empty string", code="invalid_subject"
+        )
+    normalised = unicodedata.normalize("NFKC", id_number).strip().upper()
+    return "0x" + hmac.new(key, normalised.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class Masker:
+    """Applies the catalog's masking rules to values and rows for one scope (usually one grant).
+
+    ``pseudonym_key`` is the platform's secret (at least 16 bytes, RFC 2104 §3); ``scope`` separates
+    the pseudonyms of different grantees so they cannot link records across grants (GB/T 35273-2020
+    §6.2 去标识化 with the linking key kept apart).
+    """
+
+    def __init__(self, *, pseudonym_key: bytes, scope: str) -> None:
+        if not isinstance(pseudonym_key, bytes) or len(pseudonym_key) < MIN_KEY_BYTES:
+            raise InvalidInput(
+                f"pseudonym key must be at least {MIN_KEY_BYTES} bytes", code="invalid_pseudonym_key"
+            )
+        if not isinstance(scope, str) or not scope or "\x00" in scope:
+            raise InvalidInput("pseudonym scope must be a non-empty string without NUL", code="invalid_scope")
+        self._key = pseudonym_key
+        self.scope = scope
+
+    def pseudonym(self, field: str, value: Any) -> str:
+        """``"p_"`` + the first 16 hex digits of HMAC-SHA256(key, scope ‖ 0x00 ‖ field ‖ 0x00 ‖ value).
+
+        A string value is its UTF-8 bytes; any other value its JSON text (``123``, ``true``), so a
+        column of one type never collides with itself. The NUL separators keep the three parts
+        unambiguous (scopes and field names cannot contain NUL). 64 bits: a collision becomes likely
+        only near 2³² ≈ 4·10⁹ distinct values, far beyond what one grant delivers.
+        """
+        if "\x00" in field:
+            raise InvalidInput("a field name cannot contain NUL", code="invalid_field")
+        encoded = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+        message = b"\x00".join(part.encode("utf-8") for part in (self.scope, field, encoded))
+        return "p_" + hmac.new(self._key, message, hashlib.sha256).hexdigest()[:16]
+
+    def mask(self, rule: MaskingRule, value: Any, *, field: str = "") -> Any:
+        """The masked form of one value; ``None`` stays ``None`` (absence is not personal data).
+
+        ``field`` only matters for :attr:`MaskingRule.PSEUDONYM`: the same value in two different
+        columns gets two unrelated pseudonyms.
+        """
+        if value is None or rule is MaskingRule.NONE:
+            return value
+        if rule is MaskingRule.ID_NUMBER:
+            return mask_id_number(value)
+        if rule is MaskingRule.NAME:
+            return mask_name(value)
+        if rule is MaskingRule.PHONE:
+            return mask_phone(value)
+        if rule is MaskingRule.ADDRESS:
+            return mask_address(value)
+        if rule is MaskingRule.BANK_CARD:
+            return mask_bank_card(value)
+        if rule is MaskingRule.PSEUDONYM:
+            return self.pseudonym(field, value)
+        if rule is MaskingRule.GENERALIZE:
+            return generalize(value)
+        return REDACTED  # MaskingRule.REDACT, and any rule added later fails closed
+
+    def mask_row(self, row: Mapping[str, Any], fields: Sequence[MaskedField]) -> dict[str, Any]:
+        """A copy of ``row`` with every sensitive field masked by its rule; other keys are unchanged.
+
+        A sensitive field without a rule (the catalog refuses that, but rows may come from elsewhere)
+        is redacted: masked mode fails closed.
+        """
+        rules = {
+            f.name: (f.masking if f.masking is not MaskingRule.NONE else MaskingRule.REDACT)
+            for f in fields
+            if f.sensitive
+        }
+        return {
+            name: self.mask(rules[name], value, field=name) if name in rules else value
+            for name, value in row.items()
+        }

@@ -1,0 +1,608 @@
+"""The data gateway: mediated access to a resource under a grant, every access logged first.
+
+The audit record comes from the component that hands out the data (as X-Road's security server
+does), not from the recipient's own report. For each call of :meth:`GatewayService.access`:
+
+1. the grant is checked against the chain (grantee, resource, validity, status, scope hash —
+   :mod:`ledger.gateway.grants`) and the request against the grant's scope (fields, mode);
+2. rows are read from the provider's source with the grant's row filter (and the caller's own,
+   narrower one) pushed down, at most ``max_records`` of them;
+3. the grant's mode shapes them: ``raw`` (granted fields), ``masked`` (脱敏, each sensitive field by
+   its catalog rule), ``aggregate`` (groups smaller than k withheld), ``verify`` (核验: yes/no per
+   subject, never the rows);
+4. the delivered bytes are hashed (SHA-256 of the canonical JSON body, or of the NDJSON stream),
+   and the access event — accessor, resource, grant, purpose, fields, mode, record count, query
+   hash, result hash, keyed hashes of the data subjects' ID numbers — is appended to the log in
+   one transaction with the grant's access counter (the cap is enforced there, race-free);
+5. only then is anything returned (rule 4: an access is logged before its data is returned).
+
+A refused attempt is logged as well, as kind ``denied`` with its reason code, and answered 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from ledger import purposes
+from ledger.canonical import canonical_json
+from ledger.errors import Forbidden, InvalidInput, NotFound
+from ledger.gateway import shaping
+from ledger.gateway.grants import Denied, GrantChecker, GrantView
+from ledger.gateway.masking import Masker, subject_hash
+from ledger.gateway.query import Condition, canonical_filter, narrower, parse_row_filter
+from ledger.gateway.sources import EnginePool, SourceKind, SourceReader, SourceSpec, check_spec
+from ledger.identity.vault import KeyVault
+from ledger.log.events import AccessEvent, AccessMode, EventKind
+from ledger.log.service import LogService
+from ledger.log.store import Appended, NewEntry
+from ledger.sharing.catalog import CatalogService, FieldSpec
+from ledger.store.db import Store
+from ledger.store.models import DataSource, GrantUsage, Party, Resource
+from ledger.types import MaskingRule, OpenType, PartyKind
+
+INLINE_SUBJECTS = 10_000  # more subject hashes than this go in the index only, with a digest in the entry
+OPEN_ACCESS_CAP = 1000  # records per access of an open (无条件开放) resource
+SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class AccessDenied(Forbidden):
+    """403 with the reason code; the attempt is in the log at ``details['access_event']``."""
+
+
+@dataclass(frozen=True)
+class AccessRequest:
+    grant: str | None = None
+    fields: list[str] | None = None
+    row_filter: dict[str, Any] | None = None
+    limit: int | None = None
+    group_by: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=lambda: ["count"])
+    subjects: list[str] = field(default_factory=list)
+    key: str | None = None
+    purpose: str | None = None  # only for open resources, which have no grant to take it from
+    stream: bool = False
+
+
+@dataclass
+class Delivery:
+    """What the API returns: the log index first, then the exact bytes that were hashed."""
+
+    index: int
+    event_id: str
+    result_hash: str
+    record_count: int
+    media_type: str
+    body: bytes | None = None
+    stream: IO[bytes] | None = None
+    truncated: bool = False
+
+    def chunks(self, size: int = 64 * 1024) -> Any:
+        assert self.stream is not None
+        try:
+            while chunk := self.stream.read(size):
+                yield chunk
+        finally:
+            self.stream.close()
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """What this access may take: from a grant, or the open-data defaults."""
+
+    grant: GrantView | None
+    purpose: str
+    fields: list[str]
+    row_filter: list[Condition]
+    mode: AccessMode
+    max_records: int
+
+
+class GatewayService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: CatalogService,
+        log: LogService,
+        grants: GrantChecker,
+        vault: KeyVault,
+        subject_key: bytes,
+        pseudonym_key: bytes,
+        source_roots: Sequence[Any],
+        ledger_db_url: str,
+        k: int = 5,
+        max_stream_rows: int = 5_000_000,
+        name: str | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.log = log
+        self.grants = grants
+        self.vault = vault
+        self.subject_key = subject_key
+        self.pseudonym_key = pseudonym_key
+        self.source_roots = list(source_roots)
+        self.ledger_db_url = ledger_db_url
+        self.k = k
+        self.max_stream_rows = max_stream_rows
+        self.name = name or f"sharetrail@{socket.gethostname()}"
+        self.engines = EnginePool()
+        # Test hook for the crash test: called after the event is durable, before data leaves.
+        self.after_log: Any = None
+
+    def close(self) -> None:
+        self.engines.close()
+
+    # -- sources ----------------------------------------------------------------------------------
+    def register_source(self, caller: Party, resource_id: str, spec: SourceSpec) -> dict[str, Any]:
+        resource = self.catalog.get(resource_id)
+        if caller.id != resource.provider_id:
+            raise Forbidden("only the resource's provider registers its data source", code="not_provider")
+        spec = check_spec(spec, roots=self.source_roots, ledger_db_url=self.ledger_db_url)
+        fields = catalog_fields(resource)
+        columns = set(SourceReader(spec, fields, self.engines).columns())
+        missing = [f.name for f in fields if f.name not in columns]
+        if missing:
+            raise InvalidInput(
+                f"the source lacks catalog field(s): {', '.join(missing)}", code="source_fields_missing"
+            )
+        now = datetime.now(UTC)
+        sealed = self.vault.seal(spec.location.encode(), _source_label(resource_id))
+        with self.store.session() as session:
+            row = session.get(DataSource, resource_id)
+            if row is None:
+                row = DataSource(resource_id=resource_id, registered_by=caller.id, created_at=now)
+                session.add(row)
+            row.kind, row.location, row.table_name, row.query = (
+                spec.kind.value,
+                sealed,
+                spec.table,
+                spec.query,
+            )
+            row.registered_by, row.updated_at = caller.id, now
+        return {"resource_id": resource_id, **spec.public(), "updated_at": now}
+
+    def source(self, caller: Party, resource_id: str) -> dict[str, Any]:
+        resource = self.catalog.get(resource_id)
+        if caller.id != resource.provider_id and caller.kind not in (
+            PartyKind.REGISTRAR,
+            PartyKind.REGULATOR,
+        ):
+            raise Forbidden("only the provider and the supervisors see a data source", code="not_provider")
+        row = self._source_row(resource_id)
+        return {"resource_id": resource_id, **self._spec(row).public(), "updated_at": row.updated_at}
+
+    def _source_row(self, resource_id: str) -> DataSource:
+        with self.store.read() as session:
+            row = session.get(DataSource, resource_id)
+        if row is None:
+            raise NotFound("this resource has no data source registered yet", code="no_source")
+        return row
+
+    def _spec(self, row: DataSource) -> SourceSpec:
+        location = self.vault.open(row.location, _source_label(row.resource_id)).decode()
+        return SourceSpec(kind=SourceKind(row.kind), location=location, table=row.table_name, query=row.query)
+
+    # -- access -----------------------------------------------------------------------------------
+    def access(self, caller: Party, resource_id: str, req: AccessRequest) -> Delivery:
+        resource = self.catalog.get(resource_id)
+        fields = catalog_fields(resource)
+        try:
+            terms = self._terms(caller, resource, fields, req)
+        except Denied as denied:
+            index = self._log_denied(caller, resource, req, denied)
+            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+        try:
+            return self._deliver(caller, resource, fields, terms, req)
+        except Denied as denied:
+            requested = [f[:64] for f in (req.fields or terms.fields)][:256]
+            index = self._log_denied_terms(caller, resource, terms, requested, denied)
+            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+
+    def _terms(
+        self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
+    ) -> _Terms:
+        if resource.open_type is OpenType.OPEN and not req.grant:
+            purpose = purposes.get(req.purpose or "public_service").code
+            return _Terms(
+                grant=None,
+                purpose=purpose,
+                fields=[f.name for f in fields],
+                row_filter=[],
+                mode=AccessMode.MASKED,
+                max_records=OPEN_ACCESS_CAP,
+            )
+        if not req.grant:
+            raise Denied("no_grant", "this resource is only delivered under a grant (?grant=0x…)")
+        grant = self.grants.check(
+            req.grant, accessor_id=caller.id, accessor_address=caller.address, resource_id=resource.id
+        )
+        return _Terms(
+            grant=grant,
+            purpose=grant.purpose,
+            fields=grant.fields,
+            row_filter=grant.row_filter,
+            mode=grant.mode,
+            max_records=grant.max_records,
+        )
+
+    def _deliver(
+        self, caller: Party, resource: Resource, fields: list[FieldSpec], terms: _Terms, req: AccessRequest
+    ) -> Delivery:
+        wanted = self._fields(terms, req, fields)
+        try:
+            requested = parse_row_filter(req.row_filter or {}, allowed_fields=terms.fields)
+        except InvalidInput as exc:
+            raise Denied("out_of_scope", exc.message) from None
+        conditions = narrower(terms.row_filter, requested)
+        if req.stream and terms.mode in (AccessMode.AGGREGATE, AccessMode.VERIFY):
+            raise InvalidInput("streaming is for raw and masked rows", code="stream_not_supported")
+        if terms.mode is AccessMode.AGGREGATE and (req.fields or req.limit):
+            raise InvalidInput("an aggregate access takes group_by and metrics", code="invalid_aggregate")
+        reader = SourceReader(self._spec(self._source_row(resource.id)), fields, self.engines)
+        by_name = {f.name: f for f in fields}
+        masker = Masker(
+            pseudonym_key=self.pseudonym_key, scope=terms.grant.grant_id if terms.grant else "open"
+        )
+        id_fields = [f.name for f in fields if f.masking is MaskingRule.ID_NUMBER]
+        query: dict[str, Any] = {
+            "resource": resource.id,
+            "grant": terms.grant.grant_id if terms.grant else None,
+            "mode": terms.mode.value,
+            "fields": wanted,
+            "filter": canonical_filter(conditions),
+        }
+        subjects: set[str] = set()
+
+        def note_subjects(row: dict[str, Any]) -> None:
+            for name in id_fields:
+                value = row.get(name)
+                if isinstance(value, str) and value:
+                    subjects.add(subject_hash(self.subject_key, value))
+
+        if terms.mode is AccessMode.AGGREGATE:
+            _check_subset(req.group_by, terms.fields, "group_by")
+            _check_subset([m.partition(":")[2] for m in req.metrics if ":" in m], terms.fields, "metrics")
+            rows = reader.rows(conditions, self.max_stream_rows)
+            result = shaping.aggregate(
+                rows, group_by=req.group_by, metrics=req.metrics, k=self.k, allowed_fields=terms.fields
+            )
+            groups = result.groups[: terms.max_records]
+            if result.all_suppressed:
+                raise Denied("k_threshold", f"every group has fewer than {self.k} records")
+            query.update(group_by=req.group_by, metrics=req.metrics, k=self.k)
+            payload = {
+                **_head(resource, terms),
+                "group_by": req.group_by,
+                "metrics": req.metrics,
+                "k": self.k,
+                "groups": groups,
+                "suppressed_groups": result.suppressed_groups,
+            }
+            return self._send_json(caller, resource, terms, wanted, query, payload, len(groups), set())
+        if terms.mode is AccessMode.VERIFY:
+            key = req.key or (wanted[0] if len(wanted) == 1 else None)
+            if key is None or key not in terms.fields:
+                raise Denied("out_of_scope", "verify needs key= one of the granted fields")
+            if not req.subjects:
+                raise InvalidInput("verify needs subjects to check", code="subjects_required")
+            if len(req.subjects) > 1000:
+                raise InvalidInput("at most 1000 subjects per verify", code="too_many_subjects")
+            is_id = by_name[key].masking is MaskingRule.ID_NUMBER
+            probes = sorted({str(shaping.identifier_key(s)) for s in req.subjects})
+            probe = narrower(conditions, parse_row_filter({key: {"in": probes}}))
+            found = list(reader.rows(probe, None))
+            answers = shaping.verify(found, key=key, subjects=req.subjects)
+            if is_id:
+                subjects = {subject_hash(self.subject_key, s) for s in req.subjects}
+            query.update(key=key, subjects=sorted(subject_hash(self.subject_key, s) for s in probes))
+            payload = {**_head(resource, terms), "key": key, "answers": answers}
+            return self._send_json(caller, resource, terms, [key], query, payload, len(answers), subjects)
+        # raw / masked rows
+        limit = min(req.limit or terms.max_records, terms.max_records)
+        if req.limit is not None and req.limit <= 0:
+            raise InvalidInput("limit must be positive", code="invalid_limit")
+        query["limit"] = limit
+        specs = [by_name[n] for n in wanted]
+
+        def shaped(row: dict[str, Any]) -> dict[str, Any]:
+            note_subjects(row)
+            if terms.mode is AccessMode.MASKED:
+                row = masker.mask_row(row, specs)
+            return {n: row.get(n) for n in wanted}
+
+        source_rows = reader.rows(conditions, limit + 1)
+        if req.stream:
+            return self._send_stream(
+                caller, resource, terms, wanted, query, source_rows, limit, shaped, subjects
+            )
+        delivered: list[dict[str, Any]] = []
+        truncated = False
+        for row in source_rows:
+            if len(delivered) == limit:
+                truncated = True
+                break
+            delivered.append(shaped(row))
+        payload = {**_head(resource, terms), "fields": wanted, "rows": delivered, "truncated": truncated}
+        delivery = self._send_json(caller, resource, terms, wanted, query, payload, len(delivered), subjects)
+        delivery.truncated = truncated
+        return delivery
+
+    def _fields(self, terms: _Terms, req: AccessRequest, catalog: list[FieldSpec]) -> list[str]:
+        if req.fields is None:  # every granted field, in catalog order
+            return [f.name for f in catalog if f.name in terms.fields]
+        if not req.fields:
+            raise InvalidInput("fields, when given, names at least one field", code="invalid_fields")
+        _check_subset(req.fields, terms.fields, "fields")
+        return list(dict.fromkeys(req.fields))
+
+    # -- delivery ---------------------------------------------------------------------------------
+    def _send_json(
+        self,
+        caller: Party,
+        resource: Resource,
+        terms: _Terms,
+        fields: list[str],
+        query: dict[str, Any],
+        payload: dict[str, Any],
+        count: int,
+        subjects: set[str],
+    ) -> Delivery:
+        body = canonical_json(payload)
+        result_hash = "0x" + hashlib.sha256(body).hexdigest()
+        event_id, index = self._log_access(
+            caller, resource, terms, fields, query, result_hash, count, subjects
+        )
+        return Delivery(
+            index=index,
+            event_id=event_id,
+            result_hash=result_hash,
+            record_count=count,
+            media_type="application/json",
+            body=body,
+        )
+
+    def _send_stream(
+        self,
+        caller: Party,
+        resource: Resource,
+        terms: _Terms,
+        fields: list[str],
+        query: dict[str, Any],
+        rows: Any,
+        limit: int,
+        shaped: Any,
+        subjects: set[str],
+    ) -> Delivery:
+        """NDJSON: one canonical JSON object per line. The whole stream is spooled and hashed first,
+        so the event (with the stream's hash) is durable before the first byte leaves."""
+        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - closed by Delivery
+        digest = hashlib.sha256()
+        count = 0
+        truncated = False
+        try:
+            for row in rows:
+                if count == limit:
+                    truncated = True
+                    break
+                line = canonical_json(shaped(row)) + b"\n"
+                digest.update(line)
+                spool.write(line)
+                count += 1
+            result_hash = "0x" + digest.hexdigest()
+            event_id, index = self._log_access(
+                caller, resource, terms, fields, query, result_hash, count, subjects
+            )
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return Delivery(
+            index=index,
+            event_id=event_id,
+            result_hash=result_hash,
+            record_count=count,
+            media_type="application/x-ndjson",
+            stream=spool,
+            truncated=truncated,
+        )
+
+    # -- logging ----------------------------------------------------------------------------------
+    def _event(
+        self,
+        caller: Party,
+        resource: Resource,
+        *,
+        kind: EventKind,
+        purpose: str,
+        grant: str | None,
+        fields: list[str],
+        mode: AccessMode,
+        count: int = 0,
+        query_hash: str | None = None,
+        result_hash: str | None = None,
+        subjects: Sequence[str] = (),
+        reason: str | None = None,
+    ) -> tuple[str, dict[str, Any]]:
+        event_id = f"gw:{uuid.uuid4().hex}"
+        ordered = sorted(subjects)
+        event = AccessEvent(
+            event_id=event_id,
+            kind=kind,
+            accessor=caller.id,
+            provider=resource.provider_id,
+            resource=resource.id,
+            grant=grant,
+            purpose=purpose,
+            fields=fields[:256],
+            mode=mode,
+            record_count=count,
+            query_hash=query_hash,
+            result_hash=result_hash,
+            subjects=ordered if len(ordered) <= INLINE_SUBJECTS else [],
+            time=datetime.now(UTC),
+            gateway=self.name,
+            reason=reason,
+            level=resource.level,
+        )
+        leaf = event.leaf(recorded_by=self.name)
+        if len(ordered) > INLINE_SUBJECTS:
+            leaf["subject_count"] = len(ordered)
+            leaf["subjects_digest"] = "0x" + hashlib.sha256("".join(ordered).encode()).hexdigest()
+        return event_id, leaf
+
+    def _log_access(
+        self,
+        caller: Party,
+        resource: Resource,
+        terms: _Terms,
+        fields: list[str],
+        query: dict[str, Any],
+        result_hash: str,
+        count: int,
+        subjects: set[str],
+    ) -> tuple[str, int]:
+        query_hash = "0x" + hashlib.sha256(canonical_json(query)).hexdigest()
+        grant_id = terms.grant.grant_id if terms.grant else None
+        event_id, leaf = self._event(
+            caller,
+            resource,
+            kind=EventKind.ACCESS,
+            purpose=terms.purpose,
+            grant=grant_id,
+            fields=fields,
+            mode=terms.mode,
+            count=count,
+            query_hash=query_hash,
+            result_hash=result_hash,
+            subjects=sorted(subjects),
+        )
+        guard = _usage_guard(terms.grant) if terms.grant else None
+        entry = NewEntry(
+            event_id=event_id,
+            kind=EventKind.ACCESS.value,
+            time=datetime.now(UTC),
+            event=leaf,
+            accessor=caller.id,
+            resource=resource.id,
+            onchain=resource.level in self.log.onchain_levels,
+            subjects=tuple(sorted(subjects)) if len(subjects) > INLINE_SUBJECTS else None,
+        )
+        try:
+            (appended,) = self.log.record([entry], guard=guard)
+        except Denied as denied:
+            index = self._log_denied_terms(caller, resource, terms, fields, denied)
+            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+        if self.after_log is not None:
+            self.after_log(appended.index)
+        return event_id, appended.index
+
+    def _log_denied(self, caller: Party, resource: Resource, req: AccessRequest, denied: Denied) -> int:
+        purpose = "unspecified"
+        if req.purpose:
+            purpose = req.purpose[:64]
+        event_id, leaf = self._event(
+            caller,
+            resource,
+            kind=EventKind.DENIED,
+            purpose=purpose,
+            grant=req.grant[:80] if req.grant else None,
+            fields=[f[:64] for f in (req.fields or [])][:256],
+            mode=AccessMode.RAW,
+            reason=denied.reason,
+        )
+        return self._append_denied(caller, resource, event_id, leaf)
+
+    def _log_denied_terms(
+        self, caller: Party, resource: Resource, terms: _Terms, fields: list[str], denied: Denied
+    ) -> int:
+        event_id, leaf = self._event(
+            caller,
+            resource,
+            kind=EventKind.DENIED,
+            purpose=terms.purpose,
+            grant=terms.grant.grant_id if terms.grant else None,
+            fields=fields,
+            mode=terms.mode,
+            reason=denied.reason,
+        )
+        return self._append_denied(caller, resource, event_id, leaf)
+
+    def _append_denied(self, caller: Party, resource: Resource, event_id: str, leaf: dict[str, Any]) -> int:
+        entry = NewEntry(
+            event_id=event_id,
+            kind=EventKind.DENIED.value,
+            time=datetime.now(UTC),
+            event=leaf,
+            accessor=caller.id,
+            resource=resource.id,
+        )
+        (appended,) = self.log.record([entry])
+        return appended.index
+
+
+def _usage_guard(grant: GrantView) -> Any:
+    """Count the access in the transaction that logs it; refuse (rolling the event back) at the cap."""
+
+    def guard(session: Session, appended: Sequence[Appended]) -> None:
+        if not appended:
+            return
+        index = appended[-1].index
+        done = session.execute(
+            update(GrantUsage)
+            .where(GrantUsage.grant_id == grant.grant_id, GrantUsage.accesses < grant.max_accesses)
+            .values(accesses=GrantUsage.accesses + 1, last_index=index)
+        )
+        if getattr(done, "rowcount", 0) == 1:
+            return
+        exists = session.scalar(select(GrantUsage.grant_id).where(GrantUsage.grant_id == grant.grant_id))
+        if exists is None and grant.max_accesses > 0:
+            session.add(GrantUsage(grant_id=grant.grant_id, accesses=1, last_index=index))
+            session.flush()
+            return
+        raise Denied("over_cap", f"the grant's {grant.max_accesses} accesses are used up")
+
+    return guard
+
+
+def _head(resource: Resource, terms: _Terms) -> dict[str, Any]:
+    return {
+        "resource": resource.id,
+        "grant": terms.grant.grant_id if terms.grant else None,
+        "mode": terms.mode.value,
+        "purpose": terms.purpose,
+    }
+
+
+def _check_subset(names: Sequence[str], allowed: Sequence[str], what: str) -> None:
+    extra = [n for n in names if n not in allowed]
+    if extra:
+        raise Denied("out_of_scope", f"{what} outside the grant: {', '.join(extra[:10])}")
+
+
+def _source_label(resource_id: str) -> str:
+    return f"source:{resource_id}"
+
+
+def catalog_fields(resource: Resource) -> list[FieldSpec]:
+    metadata = json.loads(resource.metadata_json)
+    return [
+        FieldSpec(
+            name=f["name"],
+            type=f.get("type", "string"),
+            sensitive=bool(f.get("sensitive")),
+            masking=MaskingRule(f.get("masking", "none")),
+        )
+        for f in metadata.get("fields", [])
+    ]

@@ -1,0 +1,315 @@
+"""Data sources: where a resource's rows live, registered by the resource's provider.
+
+A source is a CSV or Parquet file, or a table / read-only query in any SQLAlchemy database. The
+gateway reads through it with the grant's row filter pushed down (a SQL ``WHERE`` for databases, a
+streaming filter for files), so a 1,000-row access of a million-row table never loads the table.
+
+Safety rules (the provider is trusted with its own data, not with the server):
+- files, and SQLite databases, must lie under one of the configured source roots
+  (``SHARETRAIL_SOURCE_ROOTS``; default ``<data_dir>/sources``) — no reading ``/etc/passwd``;
+- the ledger's own database is never a source (it holds tokens and sealed keys);
+- a query is one ``SELECT``/``WITH`` statement, and every connection is read-only
+  (``PRAGMA query_only`` on SQLite, ``SET TRANSACTION READ ONLY`` elsewhere);
+- the location is sealed at rest (a database URL can carry a password) and never echoed with it.
+"""
+
+from __future__ import annotations
+
+import csv
+import enum
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from ledger.errors import InvalidInput, StoreError
+from ledger.gateway.query import Condition, matches
+from ledger.sharing.catalog import FieldSpec
+
+QUERY_RE = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+
+
+class SourceKind(enum.StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
+    SQL = "sql"
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: SourceKind
+    location: str  # a file path (csv, parquet) or a SQLAlchemy URL (sql)
+    table: str | None = None
+    query: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What may be shown back: the location without a password."""
+        location = self.location
+        if self.kind is SourceKind.SQL:
+            location = make_url(location).render_as_string(hide_password=True)
+        return {"kind": self.kind.value, "location": location, "table": self.table, "query": self.query}
+
+
+# -- value conversion ---------------------------------------------------------------------------
+_TRUE = {"1", "true", "t", "yes", "y", "是"}
+_FALSE = {"0", "false", "f", "no", "n", "否"}
+
+
+def _from_text(text: str, type_: str) -> Any:
+    """A CSV cell as the catalog field's type (CSV has only strings); empty is null."""
+    if text == "":
+        return None
+    kind = type_.lower()
+    try:
+        if kind in ("integer", "int", "bigint"):
+            return int(text)
+        if kind in ("number", "float", "decimal", "double"):
+            value = float(text)
+            return int(value) if value.is_integer() and "." not in text else value
+        if kind in ("boolean", "bool"):
+            lowered = text.strip().lower()
+            if lowered in _TRUE:
+                return True
+            if lowered in _FALSE:
+                return False
+    except ValueError:
+        pass
+    return text
+
+
+def plain(value: Any) -> Any:
+    """A database value as a JSON value (dates ISO 8601, decimals as numbers, bytes as hex)."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(value).hex()
+    return str(value)
+
+
+# -- readers ------------------------------------------------------------------------------------
+class SourceReader:
+    """Reads rows of one registered source for one catalog field list."""
+
+    def __init__(self, spec: SourceSpec, fields: Sequence[FieldSpec], engines: EnginePool) -> None:
+        self.spec = spec
+        self.fields = list(fields)
+        self.types = {f.name: f.type for f in fields}
+        self.engines = engines
+
+    def columns(self) -> list[str]:
+        """The source's column names (used to check the catalog's fields at registration)."""
+        if self.spec.kind is SourceKind.CSV:
+            with open(self.spec.location, encoding="utf-8-sig", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            return [h.strip() for h in header]
+        if self.spec.kind is SourceKind.PARQUET:
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(self.spec.location).names)
+        with self._connect() as conn:
+            result = conn.execute(sa.select(sa.text("*")).select_from(self._from_clause(None)).limit(0))
+            return list(result.keys())
+
+    def rows(self, conditions: Sequence[Condition], limit: int | None) -> Iterator[dict[str, Any]]:
+        """Rows (all catalog fields) that satisfy every condition, at most ``limit`` of them."""
+        if limit is not None and limit <= 0:
+            return
+        if self.spec.kind is SourceKind.SQL:
+            yield from self._sql_rows(conditions, limit)
+            return
+        produced = 0
+        source = self._csv_rows() if self.spec.kind is SourceKind.CSV else self._parquet_rows()
+        for row in source:
+            if matches(conditions, row):
+                yield row
+                produced += 1
+                if limit is not None and produced >= limit:
+                    return
+
+    def _csv_rows(self) -> Iterator[dict[str, Any]]:
+        names = [f.name for f in self.fields]
+        with open(self.spec.location, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            for raw in reader:
+                yield {n: _from_text((raw.get(n) or "").strip(), self.types[n]) for n in names}
+
+    def _parquet_rows(self) -> Iterator[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        names = [f.name for f in self.fields]
+        parquet = pq.ParquetFile(self.spec.location)
+        for batch in parquet.iter_batches(batch_size=4096, columns=names):
+            for record in batch.to_pylist():
+                yield {n: plain(record.get(n)) for n in names}
+
+    # SQL
+    def _connect(self) -> sa.Connection:
+        return self.engines.connect(self.spec.location)
+
+    def _from_clause(self, names: Sequence[str] | None) -> sa.FromClause:
+        if self.spec.query:
+            cols: list[sa.ColumnClause[Any]] = [
+                sa.column(n) for n in (names or [f.name for f in self.fields])
+            ]
+            return sa.text(self.spec.query).columns(*cols).subquery("src")
+        assert self.spec.table
+        schema, _, table = self.spec.table.rpartition(".")
+        return sa.table(table, *(sa.column(n) for n in names or ()), schema=schema or None)
+
+    def _sql_rows(self, conditions: Sequence[Condition], limit: int | None) -> Iterator[dict[str, Any]]:
+        names = [f.name for f in self.fields]
+        source = self._from_clause(names)
+        query = sa.select(*(source.c[n] for n in names)).where(*(_where(source, c) for c in conditions))
+        if limit is not None:
+            query = query.limit(limit)
+        try:
+            with self._connect() as conn:
+                result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
+                for record in result:
+                    yield {n: plain(v) for n, v in zip(names, record, strict=True)}
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"the data source of this resource failed: {type(exc).__name__}", code="source_unavailable"
+            ) from exc
+
+
+def _where(source: sa.FromClause, cond: Condition) -> sa.ColumnElement[bool]:
+    clause: sa.ColumnElement[bool] = _clause(source.c[cond.field], cond)
+    return clause
+
+
+def _clause(col: Any, cond: Condition) -> Any:
+    value = cond.value
+    if cond.op == "eq":
+        return col.is_(None) if value is None else col == value
+    if cond.op == "ne":
+        return col.is_not(None) if value is None else sa.or_(col != value, col.is_(None))
+    if cond.op == "lt":
+        return col < value
+    if cond.op == "lte":
+        return col <= value
+    if cond.op == "gt":
+        return col > value
+    if cond.op == "gte":
+        return col >= value
+    if cond.op == "in":
+        return col.in_(list(value))
+    if cond.op == "prefix":
+        return col.startswith(str(value), autoescape=True)
+    raise InvalidInput(f"unsupported operator {cond.op!r}", code="invalid_row_filter")
+
+
+class EnginePool:
+    """One read-only engine per source URL, created on first use, disposed with the ledger."""
+
+    def __init__(self) -> None:
+        self._engines: dict[str, Engine] = {}
+        self._lock = threading.Lock()
+
+    def connect(self, url: str) -> sa.Connection:
+        with self._lock:
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = self._engines[url] = _read_only_engine(url)
+        try:
+            return engine.connect()
+        except SQLAlchemyError as exc:
+            raise StoreError(
+                f"cannot connect to the data source: {type(exc).__name__}", code="source_unavailable"
+            ) from exc
+
+    def close(self) -> None:
+        with self._lock:
+            for engine in self._engines.values():
+                engine.dispose()
+            self._engines.clear()
+
+
+def _read_only_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    if parsed.get_backend_name() == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _ro(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.execute("PRAGMA query_only = ON")
+
+    else:
+
+        @sa.event.listens_for(engine, "begin")
+        def _ro_tx(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+    return engine
+
+
+# -- validation of a registration ----------------------------------------------------------------
+def check_spec(spec: SourceSpec, *, roots: Sequence[Path], ledger_db_url: str) -> SourceSpec:
+    """Refuse what a provider may not register; returns the spec with its path resolved."""
+    if spec.kind in (SourceKind.CSV, SourceKind.PARQUET):
+        if spec.table or spec.query:
+            raise InvalidInput("a file source takes no table or query", code="invalid_source")
+        path = _under_roots(spec.location, roots)
+        if not path.is_file():
+            raise InvalidInput(f"no such file under the source roots: {spec.location}", code="source_missing")
+        return SourceSpec(kind=spec.kind, location=str(path))
+    if bool(spec.table) == bool(spec.query):
+        raise InvalidInput("a SQL source names exactly one of table or query", code="invalid_source")
+    if spec.table and not IDENT_RE.match(spec.table):
+        raise InvalidInput("table must be a plain identifier (schema.table allowed)", code="invalid_source")
+    if spec.query is not None and (not QUERY_RE.match(spec.query) or ";" in spec.query):
+        raise InvalidInput(
+            "query must be a single SELECT (or WITH … SELECT) statement", code="invalid_source"
+        )
+    try:
+        url = make_url(spec.location)
+    except ArgumentError as exc:
+        raise InvalidInput("location is not a SQLAlchemy database URL", code="invalid_source") from exc
+    if _same_database(url, make_url(ledger_db_url)):
+        raise InvalidInput("the ledger's own database cannot be a data source", code="forbidden_source")
+    if url.get_backend_name() == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise InvalidInput("a SQLite source names a database file", code="invalid_source")
+        path = _under_roots(url.database, roots)
+        if not path.is_file():
+            raise InvalidInput("no such SQLite file under the source roots", code="source_missing")
+        return SourceSpec(
+            kind=spec.kind, location=str(url.set(database=str(path))), table=spec.table, query=spec.query
+        )
+    return spec
+
+
+def _under_roots(location: str, roots: Sequence[Path]) -> Path:
+    path = Path(location).expanduser().resolve()
+    if not any(path.is_relative_to(root) for root in roots):
+        where = ", ".join(str(r) for r in roots)
+        raise InvalidInput(
+            f"data source files must lie under a source root ({where}); set SHARETRAIL_SOURCE_ROOTS",
+            code="source_outside_roots",
+        )
+    return path
+
+
+def _same_database(a: sa.URL, b: sa.URL) -> bool:
+    if a.get_backend_name() != b.get_backend_name():
+        return False
+    if a.get_backend_name() == "sqlite":
+        return bool(a.database) and Path(a.database or "").resolve() == Path(b.database or "").resolve()
+    return (a.host or "localhost", a.port, a.database) == (b.host or "localhost", b.port, b.database)

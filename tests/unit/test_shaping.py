@@ -1,0 +1,298 @@
+"""Access-mode shaping: projection, k-anonymous aggregation, and 核验 (verification) answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ledger.errors import InvalidInput
+from ledger.gateway.shaping import (
+    MAX_SUBJECTS,
+    AggregateResult,
+    Metric,
+    aggregate,
+    check_group_by,
+    identifier_key,
+    parse_metrics,
+    project,
+    verify,
+)
+
+# --- project ------------------------------------------------------------------------------------
+
+
+def test_project_keeps_only_the_fields_in_their_order() -> None:
+    rows = [{"a": 1, "b": 2, "secret": 3}, {"b": 5}]
+    out = project(rows, ["b", "a"])
+    assert out == [{"b": 2, "a": 1}, {"b": 5, "a": None}]
+    assert [list(r) for r in out] == [["b", "a"], ["b", "a"]]
+    assert project([], ["a"]) == []
+    assert project(rows, []) == [{}, {}]
+
+
+# --- aggregate ----------------------------------------------------------------------------------
+
+
+def people(district: str, n: int, base: int = 4000, age: int = 30) -> list[dict[str, Any]]:
+    return [{"district": district, "base": base + i * 100, "age": age + i, "name": f"p{i}"} for i in range(n)]
+
+
+def test_group_of_four_is_suppressed_group_of_five_is_kept() -> None:
+    rows = people("南明区", 4) + people("云岩区", 5)
+    result = aggregate(rows, group_by=["district"], metrics=["count", "avg:base"], k=5)
+    assert result.groups == [{"district": "云岩区", "count": 5, "avg:base": 4200.0}]
+    assert result.suppressed_groups == 1
+    assert not result.all_suppressed
+
+
+def test_all_groups_suppressed() -> None:
+    result = aggregate(
+        people("南明区", 4) + people("云岩区", 3), group_by=["district"], metrics=["count"], k=5
+    )
+    assert result.groups == []
+    assert result.suppressed_groups == 2
+    assert result.all_suppressed
+
+
+def test_no_rows_is_empty_but_not_suppressed() -> None:
+    result = aggregate([], group_by=["district"], metrics=["count"], k=5)
+    assert result == AggregateResult(
+        groups=[], suppressed_groups=0, k=5, group_by=("district",), metrics=("count",)
+    )
+    assert not result.all_suppressed
+
+
+def test_every_metric() -> None:
+    rows = [*people("南明区", 5), {"district": "南明区", "base": None, "age": None}]
+    [group] = aggregate(
+        rows,
+        group_by=["district"],
+        metrics=["count", "sum:base", "avg:base", "min:base", "max:base", "min:age", "max:name"],
+        k=5,
+    ).groups
+    assert group == {
+        "district": "南明区",
+        "count": 6,  # count is rows, nulls included
+        "sum:base": 21000,  # metrics skip nulls, as SQL does
+        "avg:base": 4200.0,
+        "min:base": 4000,
+        "max:base": 4400,
+        "min:age": 30,
+        "max:name": "p4",
+    }
+
+
+def test_avg_is_rounded_to_six_decimals_and_floats_sum_exactly() -> None:
+    rows = [{"g": "x", "v": v} for v in (1, 1, 2, 0.1, 0.2)]
+    [group] = aggregate(rows, group_by=["g"], metrics=["avg:v", "sum:v"], k=1).groups
+    assert group["avg:v"] == 0.86
+    assert group["sum:v"] == 4.3
+    [thirds] = aggregate([{"v": 1}, {"v": 1}, {"v": 2}], group_by=[], metrics=["avg:v"], k=1).groups
+    assert thirds == {"avg:v": 1.333333}
+
+
+def test_metric_of_only_nulls_is_null() -> None:
+    [group] = aggregate([{"v": None}] * 5, group_by=[], metrics=["sum:v", "avg:v", "max:v"], k=5).groups
+    assert group == {"sum:v": None, "avg:v": None, "max:v": None}
+
+
+def test_groups_sorted_by_dimension_values_as_strings() -> None:
+    rows = [{"a": a, "b": b} for a in (10, 9, None) for b in ("y", "x") for _ in range(2)]
+    result = aggregate(rows, group_by=["a", "b"], metrics=["count"], k=2)
+    assert [(g["a"], g["b"]) for g in result.groups] == [
+        (None, "x"),
+        (None, "y"),
+        (10, "x"),  # "10" < "9" as strings
+        (10, "y"),
+        (9, "x"),
+        (9, "y"),
+    ]
+
+
+def test_group_keys_keep_types_apart() -> None:
+    rows = [{"v": True}] * 2 + [{"v": 1}] * 2 + [{"v": "1"}] * 2
+    result = aggregate(rows, group_by=["v"], metrics=["count"], k=2)
+    assert sorted((type(g["v"]).__name__, g["count"]) for g in result.groups) == [
+        ("bool", 2),
+        ("int", 2),
+        ("str", 2),
+    ]
+
+
+def test_without_group_by_one_global_group() -> None:
+    result = aggregate(people("南明区", 7), group_by=[], metrics=["count", "max:age"], k=5)
+    assert result.groups == [{"count": 7, "max:age": 36}]
+
+
+def test_as_json() -> None:
+    result = aggregate(
+        people("南明区", 5) + people("云岩区", 1), group_by=["district"], metrics=["count"], k=5
+    )
+    assert result.as_json() == {
+        "group_by": ["district"],
+        "metrics": ["count"],
+        "k": 5,
+        "groups": [{"district": "南明区", "count": 5}],
+        "suppressed_groups": 1,
+    }
+
+
+# --- aggregate rejections ------------------------------------------------------------------------
+
+
+def rejected(code: str, fragment: str, **kwargs: Any) -> None:
+    arguments: dict[str, Any] = {"group_by": ["district"], "metrics": ["count"], "k": 5, **kwargs}
+    rows = arguments.pop("rows", people("南明区", 5))
+    with pytest.raises(InvalidInput) as info:
+        aggregate(rows, **arguments)
+    assert info.value.code == code
+    assert fragment in info.value.message, info.value.message
+
+
+@pytest.mark.parametrize(
+    ("metrics", "fragment"),
+    [
+        ([], "non-empty list of metrics"),
+        ("count", "non-empty list of metrics"),
+        (["median:base"], "unknown metric 'median:base'"),
+        (["sum"], "unknown metric 'sum'"),
+        (["sum:"], "unknown metric 'sum:'"),
+        (["COUNT"], "unknown metric 'COUNT'"),
+        (["count", "count"], "requested twice"),
+        ([7], "metric must be a string"),
+        (["count"] * 33, "at most 32 metrics"),
+    ],
+)
+def test_rejects_bad_metrics(metrics: Any, fragment: str) -> None:
+    rejected("invalid_metric", fragment, metrics=metrics)
+
+
+def test_rejects_metric_on_field_not_granted() -> None:
+    rejected(
+        "invalid_metric",
+        "names field 'base', which is not granted",
+        metrics=["sum:base"],
+        allowed_fields=["district"],
+    )
+
+
+@pytest.mark.parametrize("metric", ["sum:name", "avg:name", "sum:flag", "avg:flag"])
+def test_rejects_sum_and_avg_of_non_numbers(metric: str) -> None:
+    rows = [{"district": "d", "name": "x", "flag": True}] * 5
+    rejected("invalid_metric", "needs numeric values", metrics=[metric], rows=rows)
+
+
+def test_rejects_min_of_mixed_types() -> None:
+    rows = [{"district": "d", "v": 1}] * 3 + [{"district": "d", "v": "x"}] * 3
+    rejected("invalid_metric", "mixes numbers and text", metrics=["min:v"], rows=rows)
+    rejected(
+        "invalid_metric",
+        "needs numeric or text values",
+        metrics=["max:v"],
+        rows=[{"district": "d", "v": True}],
+    )
+
+
+def test_non_numeric_value_in_a_suppressed_group_still_rejected() -> None:
+    rows = [*people("南明区", 5), {"district": "云岩区", "base": "n/a"}]
+    rejected("invalid_metric", "needs numeric values", metrics=["sum:base"], rows=rows)
+
+
+@pytest.mark.parametrize(
+    ("group_by", "fragment"),
+    [
+        (["salary"], "group_by field 'salary' is not granted"),
+        (["district", "district"], "names a field twice"),
+        ("district", "must be a list"),
+        ([3], "group_by field 3 is not granted"),
+        ([f"f{i}" for i in range(9)], "at most 8 group_by fields"),
+    ],
+)
+def test_rejects_bad_group_by(group_by: Any, fragment: str) -> None:
+    rejected("invalid_group_by", fragment, group_by=group_by, allowed_fields=["district", "base"])
+
+
+def test_rejects_group_by_clashing_with_a_metric_name() -> None:
+    rejected("invalid_group_by", "clashes with a metric", group_by=["count"], metrics=["count"])
+
+
+@pytest.mark.parametrize("k", [0, -1, True, 2.5])
+def test_rejects_bad_k(k: Any) -> None:
+    rejected("invalid_k", "k must be a positive integer", k=k)
+
+
+def test_parse_metrics_and_check_group_by_directly() -> None:
+    assert parse_metrics(["count", "avg:base"], allowed_fields={"base"}) == [
+        Metric("count"),
+        Metric("avg", "base"),
+    ]
+    assert [m.name for m in parse_metrics(["max:x"])] == ["max:x"]
+    assert check_group_by(("a", "b"), allowed_fields={"a", "b"}) == ["a", "b"]
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+ID_X = "52010219900307123X"
+ID_OTHER = "520103198501011234"
+ID_ABSENT = "520111200001010011"
+INSURED = [{"id_number": ID_X, "insured": True, "name": "张伟"}, {"id_number": ID_OTHER, "insured": True}]
+
+
+def test_verify_answers_yes_and_no_in_request_order_with_duplicates() -> None:
+    answers = verify(INSURED, key="id_number", subjects=[ID_ABSENT, ID_X, ID_ABSENT, ID_OTHER, ID_X])
+    assert answers == [
+        {"subject": ID_ABSENT, "match": False},
+        {"subject": ID_X, "match": True},
+        {"subject": ID_ABSENT, "match": False},
+        {"subject": ID_OTHER, "match": True},
+        {"subject": ID_X, "match": True},
+    ]
+
+
+def test_verify_returns_nothing_but_the_answers() -> None:
+    [answer] = verify(INSURED, key="id_number", subjects=[ID_X])
+    assert set(answer) == {"subject", "match"}
+    assert "张伟" not in repr(answer)
+
+
+def test_verify_normalises_identifiers() -> None:
+    lower = ID_X.lower()
+    assert verify(INSURED, key="id_number", subjects=[lower, f" {ID_X} "]) == [
+        {"subject": lower, "match": True},  # echoed as asked
+        {"subject": f" {ID_X} ", "match": True},
+    ]
+    rows = [{"id_number": ID_X.lower()}]  # a source that stores a lower-case x
+    assert verify(rows, key="id_number", subjects=[ID_X]) == [{"subject": ID_X, "match": True}]
+    full_width = "".join(chr(ord(c) + 0xFEE0) for c in ID_X)
+    assert verify(INSURED, key="id_number", subjects=[full_width])[0]["match"]
+    assert identifier_key("91520102100000008k") == "91520102100000008K"
+    assert identifier_key("云岩区") == "云岩区"  # only plain ASCII identifiers are case-folded
+    assert identifier_key(5) == 5
+
+
+def test_verify_does_not_coerce_types() -> None:
+    rows: list[dict[str, Any]] = [{"code": 5201}, {"code": None}]
+    assert verify(rows, key="code", subjects=["5201", "None"]) == [
+        {"subject": "5201", "match": False},
+        {"subject": "None", "match": False},
+    ]
+
+
+def test_verify_on_missing_key_matches_nothing() -> None:
+    assert verify(INSURED, key="phone", subjects=[ID_X]) == [{"subject": ID_X, "match": False}]
+    assert verify([], key="id_number", subjects=[]) == []
+
+
+def test_verify_accepts_the_limit_and_rejects_one_more() -> None:
+    assert len(verify(INSURED, key="id_number", subjects=[ID_X] * MAX_SUBJECTS)) == MAX_SUBJECTS
+    with pytest.raises(InvalidInput) as info:
+        verify(INSURED, key="id_number", subjects=[ID_X] * (MAX_SUBJECTS + 1))
+    assert info.value.code == "too_many_subjects"
+
+
+@pytest.mark.parametrize("subjects", [ID_X, [ID_X, 5], [""], ["  "], [None], 17])
+def test_verify_rejects_bad_subjects(subjects: Any) -> None:
+    with pytest.raises(InvalidInput) as info:
+        verify(INSURED, key="id_number", subjects=subjects)
+    assert info.value.code == "invalid_subject"
