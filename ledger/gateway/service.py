@@ -39,7 +39,7 @@ from ledger.canonical import canonical_json
 from ledger.errors import Forbidden, InvalidInput, NotFound
 from ledger.gateway import shaping
 from ledger.gateway.grants import Denied, GrantChecker, GrantView
-from ledger.gateway.masking import Masker, subject_hash
+from ledger.gateway.masking import Masker, SubjectHasher
 from ledger.gateway.query import Condition, canonical_filter, narrower, parse_row_filter
 from ledger.gateway.sources import EnginePool, SourceKind, SourceReader, SourceSpec, check_spec
 from ledger.identity.vault import KeyVault
@@ -131,6 +131,7 @@ class GatewayService:
         self.grants = grants
         self.vault = vault
         self.subject_key = subject_key
+        self.hash_subject = SubjectHasher(subject_key)
         self.pseudonym_key = pseudonym_key
         self.source_roots = list(source_roots)
         self.ledger_db_url = ledger_db_url
@@ -269,7 +270,7 @@ class GatewayService:
             for name in id_fields:
                 value = row.get(name)
                 if isinstance(value, str) and value:
-                    subjects.add(subject_hash(self.subject_key, value))
+                    subjects.add(self.hash_subject(value))
 
         if terms.mode is AccessMode.AGGREGATE:
             _check_subset(req.group_by, terms.fields, "group_by")
@@ -305,8 +306,8 @@ class GatewayService:
             found = list(reader.rows(probe, None))
             answers = shaping.verify(found, key=key, subjects=req.subjects)
             if is_id:
-                subjects = {subject_hash(self.subject_key, s) for s in req.subjects}
-            query.update(key=key, subjects=sorted(subject_hash(self.subject_key, s) for s in probes))
+                subjects = {self.hash_subject(s) for s in req.subjects}
+            query.update(key=key, subjects=sorted(self.hash_subject(s) for s in probes))
             payload = {**_head(resource, terms), "key": key, "answers": answers}
             return self._send_json(caller, resource, terms, [key], query, payload, len(answers), subjects)
         # raw / masked rows

@@ -86,6 +86,9 @@ def _from_text(text: str, type_: str) -> Any:
     return text
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """A database value as a JSON value (dates ISO 8601, decimals as numbers, bytes as hex)."""
     if value is None or isinstance(value, (bool, int, float, str)):
@@ -183,7 +186,10 @@ class SourceReader:
             with self._connect() as conn:
                 result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
                 for record in result:
-                    yield {n: plain(v) for n, v in zip(names, record, strict=True)}
+                    yield {
+                        n: v if type(v) in _JSON_SCALARS else plain(v)
+                        for n, v in zip(names, record, strict=True)
+                    }
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"the data source of this resource failed: {type(exc).__name__}", code="source_unavailable"

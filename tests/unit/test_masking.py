@@ -328,3 +328,19 @@ def test_subject_hash_rejects_non_strings_and_blanks(value: Any) -> None:
     with pytest.raises(InvalidInput) as info:
         subject_hash(KEY, value)
     assert info.value.code == "invalid_subject"
+
+
+@given(st.text(max_size=24))
+def test_subject_hasher_equals_subject_hash(value: str) -> None:
+    from ledger.gateway.masking import SubjectHasher
+
+    key = b"k" * 32
+    try:
+        expected = subject_hash(key, value)
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as caught:
+            SubjectHasher(key)(value)
+        assert caught.value.code == exc.code
+        return
+    assert SubjectHasher(key)(value) == expected
+    assert SubjectHasher(key)(value.lower()) == subject_hash(key, value.lower())
