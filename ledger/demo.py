@@ -54,6 +54,7 @@ def seed(ledger: Ledger) -> Iterator[str]:
                 row.token_hash = hash_token(token)
         yield f"  {kind.value:<11} {name:<40} token {token}"
     recorded = seed_accesses(ledger)
+    yield from seed_gateway(ledger)
     size = ledger.log.log.size()
     yield f"  log: {size} access events ({recorded} seeded now), anchored; see GET /v1/log/checkpoint"
 
@@ -122,3 +123,113 @@ def seed_accesses(ledger: Ledger, count: int = 120) -> int:
     ledger.log.record_gateway_events(operator, events)
     ledger.anchorer.anchor_once()
     return count
+
+
+# The gateway part of the demo: real catalog entries with data sources generated for the city, real
+# grants signed on chain, and real mediated accesses (so the log also holds accesses whose bundles
+# carry the grant's signatures, and a citizen can look themselves up).
+DEMO_RESOURCES: tuple[tuple[str, str, str, str, AccessMode, tuple[str, ...]], ...] = (
+    # code, name, provider, table, mode granted to 贵阳市民政局, granted fields
+    (
+        "GY-GA-101",
+        "常住人口基础信息",
+        "贵阳市公安局",
+        "population",
+        AccessMode.MASKED,
+        ("id_number", "name", "district", "address"),
+    ),
+    (
+        "GY-RS-101",
+        "社会保险参保信息",
+        "贵阳市人力资源和社会保障局",
+        "social_security",
+        AccessMode.VERIFY,
+        ("id_number",),
+    ),
+    (
+        "GY-ZJ-101",
+        "不动产登记信息",
+        "贵阳市住房和城乡建设局",
+        "real_estate",
+        AccessMode.AGGREGATE,
+        ("district", "is_first_home", "area_m2"),
+    ),
+)
+DEMO_ROWS = 5000
+
+
+def seed_gateway(ledger: Ledger) -> Iterator[str]:
+    from ledger.gateway import demodata
+    from ledger.gateway.service import AccessRequest
+    from ledger.gateway.sources import SourceKind, SourceSpec
+    from ledger.sharing.catalog import ResourceSpec
+    from ledger.sharing.requests import Scope
+    from ledger.types import OpenType, ShareType, Signing
+
+    by_name = {p.name: p for p in ledger.parties.list()}
+    if any(r.code == DEMO_RESOURCES[0][0] for r in ledger.catalog.find()):
+        return
+    requester = by_name["贵阳市民政局"]
+    sources = ledger.settings.source_root_paths[0]
+    sources.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).replace(microsecond=0)
+    for code, name, provider_name, table, mode, fields in DEMO_RESOURCES:
+        provider = by_name[provider_name]
+        path = sources / f"{table}.sqlite"
+        demodata.write_sqlite(path, table, DEMO_ROWS)
+        spec = ResourceSpec(
+            code=code,
+            name=name,
+            format="table",
+            share_type=ShareType.CONDITIONAL,
+            open_type=OpenType.NONE,
+            level=2,
+            update_frequency="daily",
+            legal_basis="《贵阳市政府数据共享开放条例》",
+            fields=demodata.TABLES[table],
+        )
+        resource = ledger.catalog.create(provider, spec)
+        ledger.gateway.register_source(
+            provider, resource.id, SourceSpec(kind=SourceKind.SQL, location=f"sqlite:///{path}", table=table)
+        )
+        request = ledger.sharing.submit(
+            requester,
+            resource_id=resource.id,
+            purpose_code="social_assistance",
+            purpose_text="最低生活保障资格复核",
+            legal_basis="《社会救助暂行办法》第十一条",
+            scope=Scope(
+                fields=list(fields),
+                valid_from=now - timedelta(days=1),
+                valid_until=now + timedelta(days=365),
+                mode=mode,
+                max_records=100,
+                max_accesses=1000,
+            ),
+            signing=Signing.CUSTODIAL,
+        )
+        decided = ledger.sharing.decide(
+            provider,
+            request.id,
+            approve=True,
+            reason="符合共享条件",
+            conditions=None,
+            signing=Signing.CUSTODIAL,
+        )
+        assert decided.grant_id is not None
+        if mode is AccessMode.VERIFY:
+            people = [p["id_number"] for p in demodata.generate("population", 20)]
+            access = AccessRequest(grant=decided.grant_id, subjects=people, key="id_number")
+        elif mode is AccessMode.AGGREGATE:
+            access = AccessRequest(
+                grant=decided.grant_id, group_by=["district"], metrics=["count", "avg:area_m2"]
+            )
+        else:
+            access = AccessRequest(grant=decided.grant_id, limit=20)
+        delivery = ledger.gateway.access(requester, resource.id, access)
+        yield f"  gateway: {code} {name} -> grant {decided.grant_id[:10]}…, access logged at {delivery.index}"
+    first = demodata.person(0)["id_number"]
+    registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+    token = ledger.subjects.issue_token(registrar, first)["token"]
+    yield f"  subject {first}: GET /v1/subjects/accesses with token {token}"
+    ledger.anchorer.anchor_once()
