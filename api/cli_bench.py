@@ -54,3 +54,18 @@ def log(
         progress=lambda msg: err.print(msg, style="dim"),
     )
     Console().print(render(result))
+
+
+@bench_app.command("gateway")
+def gateway(
+    rows: Annotated[int, typer.Option(min=100, help="demo people in the source table")] = 100_000,
+    n: Annotated[int, typer.Option(min=1, help="timed accesses per case")] = 200,
+) -> None:
+    """Mediated accesses/s per mode (raw, masked, aggregate, verify) beside a direct SQLAlchemy read."""
+    from rich.console import Console
+
+    from ledger.bench.gateway import render, run_gateway_bench
+
+    err = Console(stderr=True)
+    results = run_gateway_bench(rows=rows, n=n, progress=lambda msg: err.print(msg, style="dim"))
+    Console().print(render(results))

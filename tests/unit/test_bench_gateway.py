@@ -1,0 +1,18 @@
+"""`sharetrail bench gateway` runs end to end at a tiny size and reports every mode beside its baseline."""
+
+from __future__ import annotations
+
+from ledger.bench.gateway import render, run_gateway_bench
+
+
+def test_gateway_bench_smoke() -> None:
+    results = run_gateway_bench(rows=300, n=3)
+    assert [r["case"].split(",")[0].split(" ")[0] for r in results] == [
+        "raw",
+        "masked",
+        "raw",
+        "aggregate",
+        "verify",
+    ]
+    assert all(r["gateway_ms"] > 0 and r["direct_ms"] > 0 and r["accesses_per_s"] > 0 for r in results)
+    assert render(results).row_count == len(results)
