@@ -117,7 +117,19 @@ class SourceReader:
         self.engines = engines
 
     def columns(self) -> list[str]:
-        """The source's column names (used to check the catalog's fields at registration)."""
+        """The source's column names (used to check the catalog's fields at registration); a source
+        that cannot be opened or queried is refused as the provider's input, not a server error."""
+        try:
+            return self._columns()
+        except StoreError as exc:
+            raise InvalidInput(f"the source cannot be read: {exc.message}", code="source_unreadable") from exc
+        except (SQLAlchemyError, OSError, UnicodeError, csv.Error, ValueError) as exc:
+            raise InvalidInput(
+                f"the source cannot be read: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+                code="source_unreadable",
+            ) from exc
+
+    def _columns(self) -> list[str]:
         if self.spec.kind is SourceKind.CSV:
             with open(self.spec.location, encoding="utf-8-sig", newline="") as fh:
                 header = next(csv.reader(fh), [])
@@ -139,12 +151,17 @@ class SourceReader:
             return
         produced = 0
         source = self._csv_rows() if self.spec.kind is SourceKind.CSV else self._parquet_rows()
-        for row in source:
-            if matches(conditions, row):
-                yield row
-                produced += 1
-                if limit is not None and produced >= limit:
-                    return
+        try:
+            for row in source:
+                if matches(conditions, row):
+                    yield row
+                    produced += 1
+                    if limit is not None and produced >= limit:
+                        return
+        except (OSError, UnicodeError, csv.Error, ValueError) as exc:
+            raise StoreError(
+                f"the data source of this resource failed: {type(exc).__name__}", code="source_unavailable"
+            ) from exc
 
     def _csv_rows(self) -> Iterator[dict[str, Any]]:
         names = [f.name for f in self.fields]
@@ -261,7 +278,15 @@ def _read_only_engine(url: str) -> Engine:
 
         @sa.event.listens_for(engine, "begin")
         def _ro_tx(conn: sa.Connection) -> None:
-            conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+            # On the raw DBAPI connection: the statement must not inherit stream_results (a
+            # server-side cursor cannot DECLARE a SET).
+            dbapi = conn.connection.dbapi_connection
+            assert dbapi is not None
+            cursor = dbapi.cursor()
+            try:
+                cursor.execute("SET TRANSACTION READ ONLY")
+            finally:
+                cursor.close()
 
     return engine
 

@@ -435,6 +435,10 @@ def test_source_registration_rules(env: dict[str, Any], tmp_path: Path) -> None:
         422,
         "invalid_source",
     )
+    garbage = settings.data_dir / "sources" / "garbage.parquet"
+    garbage.write_bytes(b"not parquet at all")
+    err(put({"kind": "parquet", "location": str(garbage)}), 422, "source_unreadable")
+    err(put({"kind": "sql", "location": f"sqlite:///{garbage}", "table": "t"}), 422, "source_unreadable")
     thin = settings.data_dir / "sources" / "thin.csv"
     thin.write_text("id_number,name\n", encoding="utf-8")
     err(put({"kind": "csv", "location": str(thin)}), 422, "source_fields_missing")
@@ -528,3 +532,85 @@ def test_subject_tracker(env: dict[str, Any]) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_subject_token"
     r = c.get("/v1/subjects/accesses", headers=env["minzheng"])  # a party token is not a subject token
     assert r.status_code == 401
+
+
+def test_parquet_source(env: dict[str, Any]) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    c, settings = env["client"], env["settings"]
+    rid = env["GY-RS-001"]
+    path = settings.data_dir / "sources" / "ss.parquet"
+    pq.write_table(pa.Table.from_pylist(env["rows"]), path)
+    r = c.put(
+        f"/v1/resources/{rid}/source", json={"kind": "parquet", "location": str(path)}, headers=env["renshe"]
+    )
+    assert r.status_code == 200, r.text
+    gid = grant(env, fields=["id_number", "insured"], row_filter={"insured": False})
+    r = c.get(f"/v1/data/{rid}", params={"grant": gid}, headers=env["minzheng"])
+    assert r.status_code == 200, r.text
+    expected = [{"id_number": p["id_number"], "insured": False} for p in env["rows"] if not p["insured"]]
+    assert r.json()["rows"] == expected
+
+
+@pytest.mark.postgres
+def test_postgresql_table_source(env: dict[str, Any], pg_server_url: str) -> None:
+    """A table in another PostgreSQL database, read through a read-only transaction."""
+    import sqlalchemy as sa
+
+    from tests.support.postgres import drop_database, fresh_database
+
+    c = env["client"]
+    rid = env["GY-RS-001"]
+    url = fresh_database(pg_server_url)
+    try:
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, "
+                "insured BOOLEAN, monthly_base INTEGER)"
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO insured VALUES "
+                    "(:id_number, :name, :phone, :district, :insured, :monthly_base)"
+                ),
+                env["rows"],
+            )
+        engine.dispose()
+        r = c.put(
+            f"/v1/resources/{rid}/source",
+            json={"kind": "sql", "location": url, "table": "insured"},
+            headers=env["renshe"],
+        )
+        assert r.status_code == 200, r.text
+        assert "password" not in r.text.lower() or "***" in r.text
+        gid = grant(env, mode="aggregate", fields=["district", "monthly_base"])
+        r = c.get(
+            f"/v1/data/{rid}",
+            params={"grant": gid, "group_by": "district", "metrics": "count,sum:monthly_base"},
+            headers=env["minzheng"],
+        )
+        assert r.status_code == 200, r.text
+        sums = {g["district"]: g["sum:monthly_base"] for g in r.json()["groups"]}
+        assert sums == {
+            "云岩区": sum(3000 + 100 * n for n in range(6)),
+            "南明区": sum(3000 + 100 * n for n in range(6, 11)),
+        }
+        # The source connection is read-only: a query source cannot write.
+        r = c.put(
+            f"/v1/resources/{rid}/source",
+            json={
+                "kind": "sql",
+                "location": url,
+                "query": "WITH x AS (DELETE FROM insured RETURNING *) SELECT * FROM x",
+            },
+            headers=env["renshe"],
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "source_unreadable", r.text
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM insured").scalar() == len(env["rows"])
+        engine.dispose()
+    finally:
+        drop_database(pg_server_url, url)
