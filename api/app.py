@@ -10,7 +10,7 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import catalog, data, disputes, log, parties, resources, sharing, subjects, system
+from api.routes import audit, catalog, data, disputes, log, parties, resources, sharing, subjects, system
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
@@ -19,7 +19,8 @@ class BodyGuard:
     """Refuse hostile request bodies before any parser sees them (pure ASGI middleware).
 
     - over ``limit`` bytes: 413 ``body_too_large`` — at once from ``Content-Length``, or as soon as a
-      chunked body without one passes the limit (never buffering more than ``limit`` bytes);
+      chunked body without one passes the limit (never buffering more than ``limit`` bytes); a
+      ``Content-Length`` that is not a number: 400 ``invalid_content_length`` (RFC 9110 §8.6);
     - a JSON body (``application/json``, ``…+json``, or no Content-Type) that is not UTF-8 or is nested
       deeper than :data:`api.errors.MAX_JSON_DEPTH`: 400 ``invalid_utf8`` / ``json_too_deep``, so a deep
       body can never reach a recursive parser (it would overflow the C stack and kill the process).
@@ -36,7 +37,11 @@ class BodyGuard:
             return
         headers = Headers(scope=scope)
         length = headers.get("content-length")
-        if length is not None and not (length.isascii() and length.isdigit() and int(length) <= self.limit):
+        if length is not None and not (length.isascii() and length.isdigit()):
+            reason = "Content-Length must be a decimal number of bytes"
+            await self._refuse(scope, receive, send, 400, "invalid_content_length", reason)
+            return
+        if length is not None and int(length) > self.limit:
             await self._refuse(scope, receive, send, 413, "body_too_large", self._too_large)
             return
         chunks: list[bytes] = []
@@ -117,4 +122,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(disputes.router)
     app.include_router(data.router)
     app.include_router(subjects.router)
+    app.include_router(audit.router)
     return app

@@ -161,6 +161,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+            # FastAPI's "error parsing the body": JSON the decoder refused other than by a syntax error
+            # (a UTF-16/32 guess on a body starting with NUL, a number of more than 4300 digits)
+            return error_response(
+                400, "malformed_json", f"the request body is not valid JSON ({exc.__cause__})"
+            )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
         return error_response(exc.status_code, code, message, dict(exc.headers or {}) or None)

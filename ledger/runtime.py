@@ -19,6 +19,8 @@ from web3 import Web3
 from web3.contract.contract import Contract
 from web3.types import Wei
 
+from ledger.audit.integrity import IntegrityAudit
+from ledger.audit.trail import TrailService
 from ledger.chain.client import Chain
 from ledger.chain.contracts import ensure_deployed
 from ledger.errors import ChainError
@@ -91,6 +93,8 @@ class Ledger:
         self.disputes = DisputeService(sharing)
         self.gateway = gateway
         self.subjects = subjects
+        self.trail = TrailService(store=store, subject_key=gateway.subject_key)
+        self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
         self.bootstrap = bootstrap
 
     @classmethod

@@ -1,0 +1,68 @@
+"""Audit routes for the regulator: the trail (JSON or CSV) and the integrity audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from api.deps import CurrentParty, LedgerDep
+from ledger.audit.trail import MAX_EXPORT, TrailQuery
+from ledger.log.events import AccessMode, EventKind
+
+router = APIRouter(tags=["audit"])
+Text = Annotated[str | None, Query(max_length=80)]
+
+
+@router.get(
+    "/v1/audit/trail",
+    summary="Who took which data, under which grant, for what purpose, when (regulator)",
+    responses={200: {"content": {"application/json": {}, "text/csv": {}}}},
+)
+def trail(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    party: Text = None,
+    accessor: Text = None,
+    provider: Text = None,
+    resource: Text = None,
+    purpose: Text = None,
+    grant: Annotated[str | None, Query(max_length=80, description="grant or open-contract id")] = None,
+    mode: AccessMode | None = None,
+    kind: EventKind | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    subject: Annotated[str | None, Query(max_length=80, description="ID number or its keyed hash")] = None,
+    before: Annotated[int | None, Query(ge=0, le=2**48)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_EXPORT)] = 100,
+    format: Literal["json", "csv"] = "json",
+) -> Any:
+    q = TrailQuery(
+        party=party,
+        accessor=accessor,
+        provider=provider,
+        resource=resource,
+        purpose=purpose,
+        grant=grant,
+        mode=mode,
+        kind=kind,
+        since=since,
+        until=until,
+        subject=subject,
+        before=before,
+        limit=limit,
+    )
+    if format == "csv":
+        body = ledger.trail.export_csv(caller, q)
+        return Response(
+            content=body.encode("utf-8"),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": 'attachment; filename="sharetrail-trail.csv"'},
+        )
+    return ledger.trail.query(caller, q)
+
+
+@router.post("/v1/audit/verify", summary="Run the full integrity audit and return its report (regulator)")
+def verify(ledger: LedgerDep, caller: CurrentParty) -> dict[str, Any]:
+    return ledger.integrity.run(caller)

@@ -1,0 +1,1 @@
+"""The regulator's side: trail queries, the integrity audit, (next) alerts, lineage and reports."""
