@@ -19,6 +19,7 @@ from web3 import Web3
 from web3.contract.contract import Contract
 from web3.types import Wei
 
+from ledger.audit.alerts import AlertService, Thresholds
 from ledger.audit.integrity import IntegrityAudit
 from ledger.audit.trail import TrailService
 from ledger.chain.client import Chain
@@ -94,6 +95,15 @@ class Ledger:
         self.gateway = gateway
         self.subjects = subjects
         self.trail = TrailService(store=store, subject_key=gateway.subject_key)
+        self.alerts = AlertService(
+            store=store,
+            thresholds=Thresholds(
+                denied_burst=settings.alert_denied_burst,
+                burst_minutes=settings.alert_burst_minutes,
+                spike_min=settings.alert_spike_min,
+                bulk_records=settings.alert_bulk_records,
+            ),
+        )
         self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
         self.bootstrap = bootstrap
 

@@ -41,6 +41,10 @@ class Settings(BaseSettings):
         default=5.0, ge=0, description="how long the gateway caches a grant read from chain"
     )
     subject_token_days: int = Field(default=30, gt=0, description="lifetime of a data subject's token")
+    alert_denied_burst: int = Field(default=5, ge=2, description="refusals in the burst window that alert")
+    alert_burst_minutes: int = Field(default=10, gt=0, description="the denied-burst window, minutes")
+    alert_spike_min: int = Field(default=50, gt=0, description="fewest accesses in a day that can be a spike")
+    alert_bulk_records: int = Field(default=1000, gt=0, description="records per access that count as bulk")
     max_stream_rows: int = Field(
         default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
     )

@@ -66,3 +66,10 @@ def trail(
 @router.post("/v1/audit/verify", summary="Run the full integrity audit and return its report (regulator)")
 def verify(ledger: LedgerDep, caller: CurrentParty) -> dict[str, Any]:
     return ledger.integrity.run(caller)
+
+
+@router.get("/v1/audit/alerts", summary="Alert rules evaluated over a window (default the last 7 days)")
+def alerts(
+    ledger: LedgerDep, caller: CurrentParty, since: datetime | None = None, until: datetime | None = None
+) -> dict[str, Any]:
+    return ledger.alerts.evaluate(caller, since=since, until=until)
