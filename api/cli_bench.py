@@ -69,3 +69,18 @@ def gateway(
     err = Console(stderr=True)
     results = run_gateway_bench(rows=rows, n=n, progress=lambda msg: err.print(msg, style="dim"))
     Console().print(render(results))
+
+
+@bench_app.command("share")
+def share(
+    n: Annotated[int, typer.Option(min=1, help="timed workflows per case")] = 100,
+    external: Annotated[bool, typer.Option(help="also run on a throw-away Hardhat node")] = True,
+) -> None:
+    """Requests → decisions → grants per second (custodial, client, co-signed, auto-grant, floor), gas."""
+    from rich.console import Console
+
+    from ledger.bench.share import render, run_share_bench
+
+    err = Console(stderr=True)
+    results = run_share_bench(n, external=external, progress=lambda msg: err.print(msg, style="dim"))
+    Console().print(render(results))

@@ -324,7 +324,8 @@ contract ShareLedger is AccessControl, EIP712, Nonces {
     error UnknownResource(bytes32 resourceId);
     /// @notice `version` of the resource was never published.
     error UnknownVersion(bytes32 resourceId, uint32 version);
-    /// @notice The resource's share type is none (不予共享).
+    /// @notice The resource's share type is none (不予共享): refused for a request, and for an approval or a
+    /// co-signature when a later version made it so.
     error NotShareable(bytes32 resourceId);
     /// @notice A request with this id already exists.
     error RequestExists(bytes32 requestId);
@@ -340,6 +341,14 @@ contract ShareLedger is AccessControl, EIP712, Nonces {
     error AlreadyCosigned(bytes32 requestId, address registrar);
     /// @notice The grant is not active (never issued, or already revoked).
     error NotActive(bytes32 grantId);
+    /// @notice The grant was revoked (by its provider or a registrar).
+    error GrantIsRevoked(bytes32 grantId);
+    /// @notice `accessor` is not the grant's grantee.
+    error NotGrantee(address accessor, address grantee);
+    /// @notice The grant's window opens at `validFrom`.
+    error GrantNotYetValid(bytes32 grantId, uint64 validFrom);
+    /// @notice The grant's window closed at `validUntil` (expiry by time).
+    error GrantExpired(bytes32 grantId, uint64 validUntil);
     /// @notice A dispute with this id already exists.
     error DisputeExists(bytes32 disputeId);
     /// @notice The dispute does not exist or was already answered.
@@ -491,6 +500,9 @@ contract ShareLedger is AccessControl, EIP712, Nonces {
         _requireDepartment(signer);
         _useCheckedNonce(signer, d.nonce);
         if (rec.status != RequestStatus.Pending) revert NotPending(d.requestId);
+        // The share type is read now, not at request time: a version published since may have made
+        // the resource 不予共享, and then nothing may be granted from it.
+        if (d.approve && res.shareType == SHARE_NONE) revert NotShareable(rec.resourceId);
 
         rec.decisionHash = structHash;
         RequestStatus status;
@@ -526,6 +538,7 @@ contract ShareLedger is AccessControl, EIP712, Nonces {
         if (rec.status != RequestStatus.AwaitingCosign) revert NotAwaitingCosign(c.requestId);
         if (c.decisionHash != rec.decisionHash) revert DecisionMismatch(rec.decisionHash, c.decisionHash);
         if (_cosigned[c.requestId][signer]) revert AlreadyCosigned(c.requestId, signer);
+        if (_resources[rec.resourceId].shareType == SHARE_NONE) revert NotShareable(rec.resourceId);
 
         _cosigned[c.requestId][signer] = true;
         uint8 count = rec.cosignCount + 1;
@@ -581,6 +594,19 @@ contract ShareLedger is AccessControl, EIP712, Nonces {
         Terms storage g = _terms[grantId];
         return g.status == GRANT_ACTIVE && g.validFrom <= at && at < g.validUntil
             && accessor == _requests[grantId].requester;
+    }
+
+    /// @notice The gateway's check before delivering data: returns if `accessor` may use grant `grantId` at
+    /// time `at`, else reverts with the reason — NotActive (never issued), GrantIsRevoked, NotGrantee,
+    /// GrantNotYetValid or GrantExpired — so a refusal names its cause, as `isAuthorized` cannot.
+    function checkAuthorized(bytes32 grantId, address accessor, uint64 at) external view {
+        Terms storage g = _terms[grantId];
+        if (g.status == GRANT_NONE) revert NotActive(grantId);
+        if (g.status == GRANT_REVOKED) revert GrantIsRevoked(grantId);
+        address grantee = _requests[grantId].requester;
+        if (accessor != grantee) revert NotGrantee(accessor, grantee);
+        if (at < g.validFrom) revert GrantNotYetValid(grantId, g.validFrom);
+        if (at >= g.validUntil) revert GrantExpired(grantId, g.validUntil);
     }
 
     /// @notice The state of a grant at time `at`, including the time-derived Expired and NotYetValid.

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
-from ledger.sharing.catalog import FieldSpec, ResourceSpec
-from ledger.store.models import Resource
-from ledger.types import MaskingRule, OpenType, ShareType
+from ledger.sharing.catalog import FieldSpec, ResourceSpec, is_published, pending_of
+from ledger.store.models import Party, Resource
+from ledger.types import MaskingRule, OpenType, ShareType, Signing
 
 router = APIRouter(prefix="/v1/resources", tags=["catalog"])
 
@@ -55,19 +55,40 @@ class ResourceIn(BaseModel):
         )
 
 
+class PublishIn(ResourceIn):
+    signing: Signing = Field(
+        default=Signing.CUSTODIAL,
+        description='"client": the response carries the ResourceVersion typed_data; POST its signature',
+    )
+
+
+class SignatureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+
+
 class ResourceOut(BaseModel):
     id: str
     code: str
     provider_id: str
-    version: int
+    version: int = Field(description="the version on chain; 0 while the first awaits its signature")
+    published: bool
     metadata_hash: str
     tx_hash: str | None
     created_at: datetime
     updated_at: datetime
     metadata: dict[str, Any]
+    pending_version: int | None = Field(default=None, description="a version awaiting its signature")
+    typed_data: dict[str, Any] | None = Field(
+        default=None, description="EIP-712 ResourceVersion the caller (the provider) is to sign"
+    )
+    sign_at: str | None = None
 
     @classmethod
-    def of(cls, r: Resource) -> ResourceOut:
+    def of(cls, r: Resource, viewer: Party) -> ResourceOut:
+        pending = pending_of(r)
+        typed = pending["typed_data"] if pending is not None and viewer.id == r.provider_id else None
         return cls(
             id=r.id,
             code=r.code,
@@ -78,6 +99,10 @@ class ResourceOut(BaseModel):
             created_at=r.created_at,
             updated_at=r.updated_at,
             metadata=json.loads(r.metadata_json),
+            published=is_published(r),
+            pending_version=None if pending is None else int(pending["typed_data"]["message"]["version"]),
+            typed_data=typed,
+            sign_at=None if typed is None else f"/v1/resources/{r.id}/signature",
         )
 
 
@@ -90,8 +115,8 @@ class VersionOut(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ResourceOut)
-def publish(body: ResourceIn, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
-    return ResourceOut.of(ledger.catalog.create(caller, body.spec()))
+def publish(body: PublishIn, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
+    return ResourceOut.of(ledger.catalog.create(caller, body.spec(), body.signing), caller)
 
 
 @router.get("", response_model=list[ResourceOut])
@@ -104,17 +129,23 @@ def browse(
     level: Annotated[int | None, Query(ge=1, le=4)] = None,
 ) -> list[ResourceOut]:
     found = ledger.catalog.find(provider=provider, share_type=share_type, open_type=open_type, level=level)
-    return [ResourceOut.of(r) for r in found]
+    return [ResourceOut.of(r, caller) for r in found]
 
 
 @router.get("/{resource_id}", response_model=ResourceOut)
 def read(resource_id: str, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
-    return ResourceOut.of(ledger.catalog.get(resource_id))
+    return ResourceOut.of(ledger.catalog.get(resource_id), caller)
 
 
 @router.put("/{resource_id}", response_model=ResourceOut)
-def new_version(resource_id: str, body: ResourceIn, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
-    return ResourceOut.of(ledger.catalog.update(caller, resource_id, body.spec()))
+def new_version(resource_id: str, body: PublishIn, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
+    return ResourceOut.of(ledger.catalog.update(caller, resource_id, body.spec(), body.signing), caller)
+
+
+@router.post("/{resource_id}/signature", response_model=ResourceOut)
+def sign_version(resource_id: str, body: SignatureIn, caller: CurrentParty, ledger: LedgerDep) -> ResourceOut:
+    """Client mode: the provider's signature of the pending version's ``typed_data``."""
+    return ResourceOut.of(ledger.catalog.submit_signature(caller, resource_id, body.signature), caller)
 
 
 @router.get("/{resource_id}/versions", response_model=list[VersionOut])

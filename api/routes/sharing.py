@@ -1,4 +1,10 @@
-"""Share requests (共享申请), decisions, co-signatures, grants."""
+"""Share requests (共享申请), decisions, co-signatures, grants.
+
+Every signing step takes ``"signing": "custodial"`` (the server signs with the party's key) or
+``"client"``: the response then carries the EIP-712 ``typed_data`` for the caller to sign and
+``sign_at``, the path to POST ``{"signature": "0x…"}`` to. ``GET`` of the same object shows the
+caller's pending ``typed_data`` again — re-issued with a fresh nonce after a 409 ``stale_nonce``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
 from ledger.log.events import AccessMode
-from ledger.sharing.requests import Scope, request_overdue
-from ledger.store.models import ShareRequest
+from ledger.sharing.requests import Scope, pending_document, request_overdue
+from ledger.store.models import Party, ShareRequest
 from ledger.types import RequestStatus, Signing
 
 router = APIRouter(tags=["sharing"])
@@ -69,6 +75,15 @@ class DecisionIn(Strict):
 
 class RevokeIn(Strict):
     reason: str = Field(min_length=1, max_length=4000)
+    signing: Signing = Signing.CUSTODIAL
+
+
+class CosignIn(Strict):
+    signing: Signing = Signing.CUSTODIAL
+
+
+# Where the signature of each kind of pending document is POSTed (relative to the request).
+_SIGN_AT = {"Request": "signature", "Decision": "decision/signature", "Cosign": "cosign/signature"}
 
 
 class RequestOut(BaseModel):
@@ -90,16 +105,14 @@ class RequestOut(BaseModel):
     decision_tx: str | None
     cosign_txs: list[str]
     typed_data: dict[str, Any] | None = Field(
-        default=None, description="EIP-712 document to sign (client mode)"
+        default=None, description="EIP-712 document the caller is to sign (client mode)"
     )
+    sign_at: str | None = Field(default=None, description="where to POST the signature of typed_data")
 
     @classmethod
-    def of(cls, row: ShareRequest) -> RequestOut:
-        typed: dict[str, Any] | None = None
-        if row.status is RequestStatus.AWAITING_SIGNATURE:
-            typed = json.loads(row.request_typed_data)
-        elif row.status is RequestStatus.AWAITING_DECISION_SIGNATURE and row.decision_typed_data:
-            typed = json.loads(row.decision_typed_data)
+    def of(cls, row: ShareRequest, viewer: Party) -> RequestOut:
+        typed = pending_document(row, viewer.id)
+        sign_at = None if typed is None else f"/v1/share-requests/{row.id}/{_SIGN_AT[typed['primaryType']]}"
         return cls(
             id=row.id,
             resource_id=row.resource_id,
@@ -119,6 +132,7 @@ class RequestOut(BaseModel):
             decision_tx=row.decision_tx,
             cosign_txs=json.loads(row.cosign_txs),
             typed_data=typed,
+            sign_at=sign_at,
         )
 
 
@@ -133,22 +147,22 @@ def create(body: RequestIn, caller: CurrentParty, ledger: LedgerDep) -> RequestO
         scope=body.scope.scope(),
         signing=body.signing,
     )
-    return RequestOut.of(row)
+    return RequestOut.of(row, caller)
 
 
 @router.get("/v1/share-requests", response_model=list[RequestOut])
 def find(caller: CurrentParty, ledger: LedgerDep, status: str | None = None) -> list[RequestOut]:
-    return [RequestOut.of(r) for r in ledger.sharing.find(caller, status)]
+    return [RequestOut.of(r, caller) for r in ledger.sharing.find(caller, status)]
 
 
 @router.get("/v1/share-requests/{request_id}", response_model=RequestOut)
 def read(request_id: str, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
-    return RequestOut.of(ledger.sharing.get(caller, request_id))
+    return RequestOut.of(ledger.sharing.get(caller, request_id), caller)
 
 
 @router.post("/v1/share-requests/{request_id}/signature", response_model=RequestOut)
 def sign_request(request_id: str, body: SignatureIn, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
-    return RequestOut.of(ledger.sharing.submit_signature(caller, request_id, body.signature))
+    return RequestOut.of(ledger.sharing.submit_signature(caller, request_id, body.signature), caller)
 
 
 @router.post("/v1/share-requests/{request_id}/decision", response_model=RequestOut)
@@ -162,24 +176,50 @@ def decide(request_id: str, body: DecisionIn, caller: CurrentParty, ledger: Ledg
         conditions=conditions,
         signing=body.signing,
     )
-    return RequestOut.of(row)
+    return RequestOut.of(row, caller)
 
 
 @router.post("/v1/share-requests/{request_id}/decision/signature", response_model=RequestOut)
 def sign_decision(request_id: str, body: SignatureIn, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
-    return RequestOut.of(ledger.sharing.decision_signature(caller, request_id, body.signature))
+    return RequestOut.of(ledger.sharing.decision_signature(caller, request_id, body.signature), caller)
 
 
 @router.post("/v1/share-requests/{request_id}/cosign", response_model=RequestOut)
-def cosign(request_id: str, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
-    return RequestOut.of(ledger.sharing.cosign(caller, request_id))
+def cosign(
+    request_id: str, caller: CurrentParty, ledger: LedgerDep, body: CosignIn | None = None
+) -> RequestOut:
+    signing = body.signing if body is not None else Signing.CUSTODIAL
+    return RequestOut.of(ledger.sharing.cosign(caller, request_id, signing), caller)
+
+
+@router.post("/v1/share-requests/{request_id}/cosign/signature", response_model=RequestOut)
+def sign_cosign(request_id: str, body: SignatureIn, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
+    return RequestOut.of(ledger.sharing.cosign_signature(caller, request_id, body.signature), caller)
+
+
+def _grant_out(grant: dict[str, Any]) -> dict[str, Any]:
+    sign_at = None if grant["typed_data"] is None else f"/v1/grants/{grant['grant_id']}/revoke/signature"
+    return {**grant, "sign_at": sign_at}
 
 
 @router.get("/v1/grants/{grant_id}")
 def grant(grant_id: str, caller: CurrentParty, ledger: LedgerDep) -> dict[str, Any]:
-    return ledger.sharing.grant(caller, grant_id)
+    return _grant_out(ledger.sharing.grants.grant(caller, grant_id))
+
+
+@router.get("/v1/grants/{grant_id}/authorization")
+def authorization(grant_id: str, caller: CurrentParty, ledger: LedgerDep) -> dict[str, Any]:
+    """200 if the caller may use the grant now; otherwise 403 naming why (expired, revoked, …)."""
+    return ledger.sharing.grants.authorize(caller, grant_id)
 
 
 @router.post("/v1/grants/{grant_id}/revoke")
 def revoke(grant_id: str, body: RevokeIn, caller: CurrentParty, ledger: LedgerDep) -> dict[str, Any]:
-    return ledger.sharing.revoke(caller, grant_id, body.reason)
+    return _grant_out(ledger.sharing.grants.revoke(caller, grant_id, body.reason, body.signing))
+
+
+@router.post("/v1/grants/{grant_id}/revoke/signature")
+def sign_revocation(
+    grant_id: str, body: SignatureIn, caller: CurrentParty, ledger: LedgerDep
+) -> dict[str, Any]:
+    return _grant_out(ledger.sharing.grants.revoke_signature(caller, grant_id, body.signature))

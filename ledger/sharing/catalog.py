@@ -5,7 +5,9 @@ Rules implemented here:
 - 一数一源: one resource, one provider — a second registration of the same code by another
   department is refused (and the contract refuses a version of a resource by anyone but its provider);
 - each version's metadata hash (keccak256 of the RFC 8785 canonical metadata) is registered on chain
-  with the provider's EIP-712 signature, relayed by the platform.
+  with the provider's EIP-712 signature, relayed by the platform: signed by the server for a custodial
+  provider, or held with its ``typed_data`` until a client-mode provider POSTs its signature. A first
+  version awaiting its signature (``version`` 0) reserves the code but is not in the catalog yet.
 """
 
 from __future__ import annotations
@@ -25,10 +27,10 @@ from ledger.canonical import canonical_json
 from ledger.chain.client import Chain
 from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ledger.identity.parties import PartyService
-from ledger.sharing import eip712
+from ledger.sharing.consent import Consent, renonce
 from ledger.store.db import Store
 from ledger.store.models import Party, Resource, ResourceVersion
-from ledger.types import MaskingRule, OpenType, PartyKind, ShareType
+from ledger.types import MaskingRule, OpenType, PartyKind, ShareType, Signing
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,19 @@ def resource_id_bytes32(resource_id: str) -> bytes:
     return bytes(16) + bytes.fromhex(resource_id)
 
 
+def pending_of(resource: Resource) -> dict[str, Any] | None:
+    """The version awaiting its provider's signature (client mode): ``typed_data`` and ``metadata``."""
+    if resource.pending_json is None:
+        return None
+    pending: dict[str, Any] = json.loads(resource.pending_json)
+    return pending
+
+
+def is_published(resource: Resource) -> bool:
+    """Whether a version is on chain; a first version awaiting its signature is not yet in the catalog."""
+    return resource.version > 0
+
+
 class CatalogService:
     def __init__(
         self, *, store: Store, chain: Chain, contract: Contract, parties: PartyService, relayer: LocalAccount
@@ -87,32 +102,27 @@ class CatalogService:
         self.contract = contract
         self.parties = parties
         self.relayer = relayer
+        self.consent = Consent(chain=chain, contract=contract, parties=parties, relayer=relayer)
 
-    def _register_on_chain(
-        self, provider: Party, resource_id: str, spec: ResourceSpec, digest: bytes, version: int
-    ) -> str:
-        signer = self.parties.signer(provider)
-        nonce = int(self.chain.call(self.contract.functions.nonces(provider.address)))
-        document = eip712.typed_data(
+    def _document(
+        self, provider: Party, resource_id: str, metadata: dict[str, Any], digest: bytes, version: int
+    ) -> dict[str, Any]:
+        return self.consent.typed(
             "ResourceVersion",
             {
                 "resourceId": resource_id_bytes32(resource_id),
                 "provider": provider.address,
-                "level": spec.level,
-                "shareType": spec.share_type.chain_value,
-                "openType": spec.open_type.chain_value,
+                "level": int(metadata["level"]),
+                "shareType": ShareType(metadata["share_type"]).chain_value,
+                "openType": OpenType(metadata["open_type"]).chain_value,
                 "metadataHash": digest,
                 "version": version,
-                "nonce": nonce,
+                "nonce": self.consent.nonce(provider.address),
             },
-            chain_id=self.chain.chain_id,
-            contract=self.contract.address,
         )
-        signature = eip712.sign(signer, document)
-        fn = self.contract.functions.registerResource(eip712.as_tuple(document), signature)
-        return self.chain.transact(fn, self.relayer).tx_hash
 
-    def create(self, caller: Party, spec: ResourceSpec) -> Resource:
+    def create(self, caller: Party, spec: ResourceSpec, signing: Signing = Signing.CUSTODIAL) -> Resource:
+        """Publish version 1 (custodial), or reserve the code and return its typed data (client)."""
         if caller.kind is not PartyKind.DEPARTMENT:
             raise Forbidden(
                 "only a department publishes catalog entries (谁拥有谁定级)", code="forbidden_role"
@@ -133,79 +143,145 @@ class CatalogService:
         resource_id = uuid.uuid4().hex
         metadata = spec.metadata()
         digest = keccak(canonical_json(metadata))
-        tx_hash = self._register_on_chain(caller, resource_id, spec, digest, 1)
+        document = self._document(caller, resource_id, metadata, digest, 1)
+        signature = self.consent.sign(caller, document, signing)
+        if signature is not None:
+            return self._publish(
+                caller, resource_id, spec.code, metadata, document, signature, custodial=True
+            )
         now = datetime.now(UTC)
         resource = Resource(
             id=resource_id,
             code=spec.code,
             provider_id=caller.id,
             name=spec.name,
-            version=1,
+            version=0,
             share_type=spec.share_type,
             open_type=spec.open_type,
             level=spec.level,
             metadata_json=json.dumps(metadata, ensure_ascii=False),
             metadata_hash=digest,
-            tx_hash=tx_hash,
+            tx_hash=None,
             created_at=now,
             updated_at=now,
+            pending_json=json.dumps({"typed_data": document, "metadata": metadata}, ensure_ascii=False),
         )
         with self.store.session() as session:
             session.add(resource)
-            session.add(
-                ResourceVersion(
-                    resource_id=resource_id,
-                    version=1,
-                    metadata_json=resource.metadata_json,
-                    metadata_hash=digest,
-                    tx_hash=tx_hash,
-                    created_at=now,
-                )
-            )
         return resource
 
-    def update(self, caller: Party, resource_id: str, spec: ResourceSpec) -> Resource:
+    def update(
+        self, caller: Party, resource_id: str, spec: ResourceSpec, signing: Signing = Signing.CUSTODIAL
+    ) -> Resource:
+        """Publish the next version (custodial), or hold it with its typed data (client)."""
         current = self.get(resource_id)
         if current.provider_id != caller.id:
             raise Forbidden("only the resource's provider publishes new versions", code="not_provider")
         if spec.code != current.code:
             raise InvalidInput("a resource's code cannot change", code="code_immutable")
+        if not is_published(current):
+            raise Conflict(
+                f"resource {current.code} awaits the signature of its first version", code="not_published"
+            )
         spec.validate()
-        version = current.version + 1
         metadata = spec.metadata()
         digest = keccak(canonical_json(metadata))
-        tx_hash = self._register_on_chain(caller, resource_id, spec, digest, version)
-        now = datetime.now(UTC)
+        document = self._document(caller, resource_id, metadata, digest, current.version + 1)
+        signature = self.consent.sign(caller, document, signing)
+        if signature is not None:
+            return self._publish(
+                caller, resource_id, spec.code, metadata, document, signature, custodial=True
+            )
         with self.store.session() as session:
             row = session.get(Resource, resource_id)
             assert row is not None
-            row.name, row.version, row.share_type, row.open_type, row.level = (
-                spec.name,
-                version,
-                spec.share_type,
-                spec.open_type,
-                spec.level,
+            row.pending_json = json.dumps({"typed_data": document, "metadata": metadata}, ensure_ascii=False)
+            current = row
+        return current
+
+    def submit_signature(self, caller: Party, resource_id: str, signature: str) -> Resource:
+        """Client mode: the provider's signature of the pending version's typed data."""
+        current = self.get(resource_id)
+        if current.provider_id != caller.id:
+            raise Forbidden("only the resource's provider signs its versions", code="not_provider")
+        pending = pending_of(current)
+        if pending is None:
+            raise Conflict(
+                f"resource {current.code} has no version awaiting a signature", code="not_awaiting_signature"
             )
-            row.metadata_json = json.dumps(metadata, ensure_ascii=False)
-            row.metadata_hash, row.tx_hash, row.updated_at = digest, tx_hash, now
+        document = pending["typed_data"]
+        raw = self.consent.check(document, signature, caller.address)
+        return self._publish(
+            caller, resource_id, current.code, pending["metadata"], document, raw, custodial=False
+        )
+
+    def _publish(
+        self,
+        provider: Party,
+        resource_id: str,
+        code: str,
+        metadata: dict[str, Any],
+        document: dict[str, Any],
+        signature: bytes,
+        *,
+        custodial: bool,
+    ) -> Resource:
+        def reissue(nonce: int) -> dict[str, Any]:
+            # The nonce moved: another signature of the provider landed — perhaps a version published
+            # by answering a dispute, so the version number is recomputed as well.
+            with self.store.session() as session:
+                row = session.get(Resource, resource_id)
+                version = (row.version if row is not None else 0) + 1
+                fresh = renonce(document, nonce, version=version)
+                if row is not None and row.pending_json is not None:
+                    row.pending_json = json.dumps(
+                        {"typed_data": fresh, "metadata": metadata}, ensure_ascii=False
+                    )
+            return fresh
+
+        relayed = self.consent.relay(
+            "registerResource", document, signature, signer=provider, custodial=custodial, reissue=reissue
+        )
+        version = int(relayed.document["message"]["version"])
+        digest = keccak(canonical_json(metadata))
+        metadata_json = json.dumps(metadata, ensure_ascii=False)
+        now = datetime.now(UTC)
+        with self.store.session() as session:
+            row = session.get(Resource, resource_id)
+            if row is None:
+                row = Resource(id=resource_id, code=code, provider_id=provider.id, created_at=now)
+                session.add(row)
+            row.name, row.version, row.level = metadata["name"], version, int(metadata["level"])
+            row.share_type = ShareType(metadata["share_type"])
+            row.open_type = OpenType(metadata["open_type"])
+            row.metadata_json, row.metadata_hash = metadata_json, digest
+            row.tx_hash, row.updated_at, row.pending_json = relayed.receipt.tx_hash, now, None
             session.add(
                 ResourceVersion(
                     resource_id=resource_id,
                     version=version,
-                    metadata_json=row.metadata_json,
+                    metadata_json=metadata_json,
                     metadata_hash=digest,
-                    tx_hash=tx_hash,
+                    tx_hash=relayed.receipt.tx_hash,
                     created_at=now,
                 )
             )
-            current = row
-        return current
+        return row
 
     def get(self, resource_id: str) -> Resource:
         with self.store.read() as session:
             resource = session.get(Resource, resource_id)
         if resource is None:
             raise NotFound(f"no resource {resource_id}", code="resource_not_found")
+        return resource
+
+    def get_published(self, resource_id: str) -> Resource:
+        """A resource that is in the catalog: one whose first version is on chain."""
+        resource = self.get(resource_id)
+        if not is_published(resource):
+            raise Conflict(
+                f"resource {resource.code} awaits the signature of its first version", code="not_published"
+            )
         return resource
 
     def find(
@@ -216,7 +292,7 @@ class CatalogService:
         open_type: OpenType | None = None,
         level: int | None = None,
     ) -> list[Resource]:
-        query = select(Resource).order_by(Resource.code)
+        query = select(Resource).where(Resource.version > 0).order_by(Resource.code)
         if provider:
             query = query.where(Resource.provider_id == provider)
         if share_type:

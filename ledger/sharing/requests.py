@@ -8,6 +8,10 @@
   a reason (自申请之日起10个工作日内反馈意见并说明理由); a late answer is accepted and marked late;
   an unanswered request past ``respond_by`` lists as ``overdue``.
 - Level ≥ 3 resources also need the registrar's co-signature(s) (多签), counted on chain.
+- The share type is checked again when the provider approves and when a registrar co-signs: a version
+  published since the request may have made the resource 不予共享, and then nothing is granted.
+- Every signature (request, decision, co-signature, revocation) is custodial or client-mode; see
+  :mod:`ledger.sharing.consent`, which also re-issues a document whose nonce went stale.
 - Every state change is also an entry of the access log, so the regulator's trail is one sequence.
 The API only relays: the contract checks each signature with ecrecover.
 """
@@ -36,9 +40,11 @@ from ledger.log.events import AccessMode
 from ledger.log.store import LogStore, NewEntry
 from ledger.sharing import eip712
 from ledger.sharing.catalog import CatalogService, resource_id_bytes32
+from ledger.sharing.consent import Consent, renonce
+from ledger.sharing.grants import GrantService, grant_id_of, per_signer, request_id_bytes32
 from ledger.store.db import Store
-from ledger.store.models import Party, ShareRequest
-from ledger.types import Custody, PartyKind, RequestStatus, ShareType, Signing
+from ledger.store.models import Party, Resource, ShareRequest
+from ledger.types import PartyKind, RequestStatus, ShareType, Signing
 
 CHINA = ZoneInfo("Asia/Shanghai")
 _CHAIN_STATUS = {
@@ -92,12 +98,17 @@ def request_overdue(row: ShareRequest) -> bool:
     return row.status is RequestStatus.PENDING and today_in_china() > row.respond_by
 
 
-def request_id_bytes32(request_id: str) -> bytes:
-    return bytes(16) + bytes.fromhex(request_id)
-
-
-def grant_id_of(request_id: str) -> str:
-    return "0x" + request_id_bytes32(request_id).hex()
+def pending_document(row: ShareRequest, viewer_id: str) -> dict[str, Any] | None:
+    """The EIP-712 document ``viewer_id`` is to sign next on this request (client mode), if any."""
+    if row.status is RequestStatus.AWAITING_SIGNATURE and viewer_id == row.requester_id:
+        document: dict[str, Any] = json.loads(row.request_typed_data)
+        return document
+    if row.status is RequestStatus.AWAITING_DECISION_SIGNATURE and viewer_id == row.provider_id:
+        return json.loads(row.decision_typed_data) if row.decision_typed_data else None
+    if row.status is RequestStatus.AWAITING_COSIGN:
+        cosign: dict[str, Any] | None = per_signer(row.cosign_pending_json).get(viewer_id)
+        return cosign
+    return None
 
 
 class ShareService:
@@ -119,38 +130,10 @@ class ShareService:
         self.catalog = catalog
         self.log = log
         self.relayer = relayer
+        self.consent = Consent(chain=chain, contract=contract, parties=parties, relayer=relayer)
+        self.grants = GrantService(self)
 
     # -- helpers ------------------------------------------------------------------------------------
-    def _typed(self, primary: str, message: dict[str, Any]) -> dict[str, Any]:
-        return eip712.typed_data(
-            primary, message, chain_id=self.chain.chain_id, contract=self.contract.address
-        )
-
-    def _nonce(self, address: str) -> int:
-        return int(self.chain.call(self.contract.functions.nonces(address)))
-
-    def _signature_of(self, signer: Party, document: dict[str, Any], signing: Signing) -> bytes | None:
-        if signing is Signing.CLIENT:
-            return None
-        if signer.custody is Custody.CLIENT:
-            raise Conflict(
-                f'party {signer.id} keeps its own key: use "signing": "client"', code="client_custody"
-            )
-        return eip712.sign(self.parties.signer(signer), document)
-
-    @staticmethod
-    def _check_signature(document: dict[str, Any], signature: str, expected: str) -> bytes:
-        try:
-            raw = bytes.fromhex(signature.removeprefix("0x"))
-            signer = eip712.recover(document, raw)
-        except Exception as exc:
-            raise InvalidInput(
-                "the signature is not a valid secp256k1 signature", code="invalid_signature"
-            ) from exc
-        if signer.lower() != expected.lower():
-            raise InvalidInput(f"the signature is by {signer}, not by {expected}", code="wrong_signer")
-        return raw
-
     def _log(self, kind: str, event_id: str, accessor: str, resource: str, body: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         event = {
@@ -182,8 +165,16 @@ class ShareService:
             stored.status = status
             if status is RequestStatus.GRANTED:
                 stored.grant_id = grant_id_of(row.id)
+                stored.cosign_pending_json = None  # co-signatures still being prepared are moot
             update(stored)
         return stored, status
+
+    def _store(self, request_id: str, update: Callable[[ShareRequest], None]) -> ShareRequest:
+        with self.store.session() as session:
+            stored = session.get(ShareRequest, request_id, with_for_update=True)
+            assert stored is not None
+            update(stored)
+        return stored
 
     def _log_grant(self, row: ShareRequest, status: RequestStatus, tx_hash: str, **extra: Any) -> None:
         if status is RequestStatus.GRANTED:
@@ -193,6 +184,18 @@ class ShareService:
     def _chain_status(self, request_id: str) -> RequestStatus:
         record = self.chain.call(self.contract.functions.requestOf(request_id_bytes32(request_id)))
         return _CHAIN_STATUS.get(int(record[3]), RequestStatus.PENDING)
+
+    def _still_shareable(self, row: ShareRequest) -> Resource:
+        """The share type as it is now: an approval or co-signature of a request made before a version
+        that made the resource 不予共享 grants nothing (the contract refuses it too)."""
+        resource = self.catalog.get(row.resource_id)
+        if resource.share_type is ShareType.NONE:
+            raise Conflict(
+                f"resource {resource.code} is not shared (不予共享) since version {resource.version}, "
+                "published after this request: it cannot be approved; reject it with a reason",
+                code="not_shareable",
+            )
+        return resource
 
     def get(self, caller: Party, request_id: str) -> ShareRequest:
         with self.store.read() as session:
@@ -219,7 +222,7 @@ class ShareService:
     ) -> ShareRequest:
         if caller.kind is not PartyKind.DEPARTMENT:
             raise Forbidden("only a department requests shared data", code="forbidden_role")
-        resource = self.catalog.get(resource_id)
+        resource = self.catalog.get_published(resource_id)
         if resource.share_type is ShareType.NONE:
             raise Conflict(f"resource {resource.code} is not shared (不予共享)", code="not_shareable")
         if resource.provider_id == caller.id:
@@ -233,7 +236,7 @@ class ShareService:
             raise InvalidInput("valid_from must be before valid_until", code="invalid_window")
         request_id = uuid.uuid4().hex
         applied = today_in_china()
-        document = self._typed(
+        document = self.consent.typed(
             "Request",
             {
                 "requestId": request_id_bytes32(request_id),
@@ -244,7 +247,7 @@ class ShareService:
                 "validFrom": _epoch(scope.valid_from),
                 "validUntil": _epoch(scope.valid_until),
                 "maxAccesses": scope.max_accesses,
-                "nonce": self._nonce(caller.address),
+                "nonce": self.consent.nonce(caller.address),
             },
         )
         row = ShareRequest(
@@ -263,12 +266,12 @@ class ShareService:
             late=False,
             cosign_txs="[]",
         )
-        signature = self._signature_of(caller, document, signing)
+        signature = self.consent.sign(caller, document, signing)
         with self.store.session() as session:
             session.add(row)
         if signature is None:
             return row
-        return self._submit_on_chain(row, document, signature)
+        return self._submit_on_chain(row, caller, document, signature, custodial=True)
 
     def submit_signature(self, caller: Party, request_id: str, signature: str) -> ShareRequest:
         row = self.get(caller, request_id)
@@ -280,15 +283,28 @@ class ShareService:
                 code="not_awaiting_signature",
             )
         document = json.loads(row.request_typed_data)
-        raw = self._check_signature(document, signature, caller.address)
-        return self._submit_on_chain(row, document, raw)
+        raw = self.consent.check(document, signature, caller.address)
+        return self._submit_on_chain(row, caller, document, raw, custodial=False)
 
-    def _submit_on_chain(self, row: ShareRequest, document: dict[str, Any], signature: bytes) -> ShareRequest:
-        fn = self.contract.functions.submitRequest(eip712.as_tuple(document), signature)
-        receipt = self.chain.transact(fn, self.relayer)
+    def _submit_on_chain(
+        self, row: ShareRequest, caller: Party, document: dict[str, Any], signature: bytes, *, custodial: bool
+    ) -> ShareRequest:
+        def reissue(nonce: int) -> dict[str, Any]:
+            fresh = renonce(document, nonce)
+
+            def update(stored: ShareRequest) -> None:
+                stored.request_typed_data = json.dumps(fresh)
+
+            self._store(row.id, update)
+            return fresh
+
+        relayed = self.consent.relay(
+            "submitRequest", document, signature, signer=caller, custodial=custodial, reissue=reissue
+        )
 
         def update(stored: ShareRequest) -> None:
-            stored.request_tx, stored.request_signature = receipt.tx_hash, "0x" + signature.hex()
+            stored.request_tx, stored.request_signature = relayed.receipt.tx_hash, relayed.signature_hex
+            stored.request_typed_data = json.dumps(relayed.document)
 
         row, status = self._settle(row, update)
         body = {
@@ -298,10 +314,10 @@ class ShareService:
             "purpose": row.purpose_code,
             "scope_hash": "0x" + keccak(canonical_json(json.loads(row.scope_json))).hex(),
             "respond_by": row.respond_by.isoformat(),
-            "tx_hash": receipt.tx_hash,
+            "tx_hash": relayed.receipt.tx_hash,
         }
         self._log("request", f"request:{row.id}", row.requester_id, row.resource_id, body)
-        self._log_grant(row, status, receipt.tx_hash, automatic=True)
+        self._log_grant(row, status, relayed.receipt.tx_hash, automatic=True)
         return row
 
     # -- decisions ----------------------------------------------------------------------------------
@@ -322,11 +338,13 @@ class ShareService:
             raise Conflict(f"request {request_id} is {row.status.value}, not pending", code="not_pending")
         if not approve and not reason.strip():
             raise InvalidInput("a rejection states its reason (说明理由)", code="reason_required")
+        if approve:
+            self._still_shareable(row)
         scope = json.loads(row.scope_json)
         terms = conditions.as_json() if conditions is not None else scope
         valid_from = datetime.fromisoformat(terms["valid_from"].replace("Z", "+00:00"))
         valid_until = datetime.fromisoformat(terms["valid_until"].replace("Z", "+00:00"))
-        document = self._typed(
+        document = self.consent.typed(
             "Decision",
             {
                 "requestId": request_id_bytes32(row.id),
@@ -336,21 +354,21 @@ class ShareService:
                 "validFrom": _epoch(valid_from),
                 "validUntil": _epoch(valid_until),
                 "maxAccesses": int(terms["max_accesses"]),
-                "nonce": self._nonce(caller.address),
+                "nonce": self.consent.nonce(caller.address),
             },
         )
-        signature = self._signature_of(caller, document, signing)
-        with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
-            assert stored is not None
+        signature = self.consent.sign(caller, document, signing)
+
+        def update(stored: ShareRequest) -> None:
             stored.decision_typed_data, stored.reason = json.dumps(document), reason
             stored.scope_json = json.dumps(terms, ensure_ascii=False)
             if signature is None:
                 stored.status = RequestStatus.AWAITING_DECISION_SIGNATURE
-            row = stored
+
+        row = self._store(row.id, update)
         if signature is None:
             return row
-        return self._decide_on_chain(row, document, signature)
+        return self._decide_on_chain(row, caller, document, signature, custodial=True)
 
     def decision_signature(self, caller: Party, request_id: str, signature: str) -> ShareRequest:
         row = self.get(caller, request_id)
@@ -361,23 +379,36 @@ class ShareService:
                 f"request {request_id} has no decision awaiting a signature", code="not_awaiting_signature"
             )
         document = json.loads(row.decision_typed_data)
-        return self._decide_on_chain(
-            row, document, self._check_signature(document, signature, caller.address)
-        )
+        raw = self.consent.check(document, signature, caller.address)
+        if document["message"]["approve"]:
+            self._still_shareable(row)
+        return self._decide_on_chain(row, caller, document, raw, custodial=False)
 
-    def _decide_on_chain(self, row: ShareRequest, document: dict[str, Any], signature: bytes) -> ShareRequest:
-        receipt = self.chain.transact(
-            self.contract.functions.decide(eip712.as_tuple(document), signature), self.relayer
+    def _decide_on_chain(
+        self, row: ShareRequest, caller: Party, document: dict[str, Any], signature: bytes, *, custodial: bool
+    ) -> ShareRequest:
+        def reissue(nonce: int) -> dict[str, Any]:
+            fresh = renonce(document, nonce)
+
+            def update(stored: ShareRequest) -> None:
+                stored.decision_typed_data = json.dumps(fresh)
+
+            self._store(row.id, update)
+            return fresh
+
+        relayed = self.consent.relay(
+            "decide", document, signature, signer=caller, custodial=custodial, reissue=reissue
         )
         decided = today_in_china()
 
         def update(stored: ShareRequest) -> None:
-            stored.decision_tx, stored.decided_on = receipt.tx_hash, decided
-            stored.decision_signature = "0x" + signature.hex()
+            stored.decision_tx, stored.decided_on = relayed.receipt.tx_hash, decided
+            stored.decision_signature = relayed.signature_hex
+            stored.decision_typed_data = json.dumps(relayed.document)
             stored.late = decided > stored.respond_by
 
         row, status = self._settle(row, update)
-        approve = bool(document["message"]["approve"])
+        approve = bool(relayed.document["message"]["approve"])
         self._log(
             "decision",
             f"decision:{row.id}",
@@ -387,14 +418,15 @@ class ShareService:
                 "request": row.id,
                 "approve": approve,
                 "late": row.late,
-                "reason_hash": document["message"]["reasonHash"],
-                "tx_hash": receipt.tx_hash,
+                "reason_hash": relayed.document["message"]["reasonHash"],
+                "tx_hash": relayed.receipt.tx_hash,
             },
         )
-        self._log_grant(row, status, receipt.tx_hash)
+        self._log_grant(row, status, relayed.receipt.tx_hash)
         return row
 
-    def cosign(self, caller: Party, request_id: str) -> ShareRequest:
+    # -- co-signatures (多签) -------------------------------------------------------------------------
+    def _awaiting_cosign(self, caller: Party, request_id: str) -> ShareRequest:
         row = self.get(caller, request_id)
         if caller.kind is not PartyKind.REGISTRAR:
             raise Forbidden("only the registrar co-signs (多签)", code="not_registrar")
@@ -403,98 +435,73 @@ class ShareService:
                 f"request {request_id} is {row.status.value}, not awaiting a co-signature",
                 code="not_awaiting_cosign",
             )
-        decision = json.loads(row.decision_typed_data)
+        return row
+
+    def cosign(self, caller: Party, request_id: str, signing: Signing = Signing.CUSTODIAL) -> ShareRequest:
+        """A registrar endorses the provider's approving decision (its EIP-712 struct hash)."""
+        row = self._awaiting_cosign(caller, request_id)
+        rid = request_id_bytes32(row.id)
+        if self.chain.call(self.contract.functions.hasCosigned(rid, caller.address)):
+            raise Conflict(f"you already co-signed request {request_id}", code="already_cosigned")
+        self._still_shareable(row)
+        decision = json.loads(row.decision_typed_data or "{}")
         decision_hash = bytes(
             self.chain.call(self.contract.functions.decisionStructHash(eip712.as_tuple(decision)))
         )
-        document = self._typed(
+        document = self.consent.typed(
             "Cosign",
-            {
-                "requestId": request_id_bytes32(row.id),
-                "decisionHash": decision_hash,
-                "nonce": self._nonce(caller.address),
-            },
+            {"requestId": rid, "decisionHash": decision_hash, "nonce": self.consent.nonce(caller.address)},
         )
-        signature = self._signature_of(caller, document, Signing.CUSTODIAL)
-        assert signature is not None
-        receipt = self.chain.transact(
-            self.contract.functions.cosign(eip712.as_tuple(document), signature), self.relayer
+        signature = self.consent.sign(caller, document, signing)
+        if signature is None:
+            self._keep_cosign(row.id, caller.id, document)
+            return self.get(caller, request_id)
+        return self._cosign_on_chain(row, caller, document, signature, custodial=True)
+
+    def cosign_signature(self, caller: Party, request_id: str, signature: str) -> ShareRequest:
+        row = self._awaiting_cosign(caller, request_id)
+        document = per_signer(row.cosign_pending_json).get(caller.id)
+        if document is None:
+            raise Conflict(
+                f"no co-signature of request {request_id} awaits your signature",
+                code="not_awaiting_signature",
+            )
+        raw = self.consent.check(document, signature, caller.address)
+        self._still_shareable(row)
+        return self._cosign_on_chain(row, caller, document, raw, custodial=False)
+
+    def _keep_cosign(self, request_id: str, registrar_id: str, document: dict[str, Any] | None) -> None:
+        def update(stored: ShareRequest) -> None:
+            pending = per_signer(stored.cosign_pending_json)
+            if document is None:
+                pending.pop(registrar_id, None)
+            else:
+                pending[registrar_id] = document
+            stored.cosign_pending_json = json.dumps(pending) if pending else None
+
+        self._store(request_id, update)
+
+    def _cosign_on_chain(
+        self, row: ShareRequest, caller: Party, document: dict[str, Any], signature: bytes, *, custodial: bool
+    ) -> ShareRequest:
+        def reissue(nonce: int) -> dict[str, Any]:
+            fresh = renonce(document, nonce)
+            if not custodial:
+                self._keep_cosign(row.id, caller.id, fresh)
+            return fresh
+
+        relayed = self.consent.relay(
+            "cosign", document, signature, signer=caller, custodial=custodial, reissue=reissue
         )
+        self._keep_cosign(row.id, caller.id, None)
+        tx_hash = relayed.receipt.tx_hash
 
         def update(stored: ShareRequest) -> None:
-            stored.cosign_txs = json.dumps([*json.loads(stored.cosign_txs), receipt.tx_hash])
+            stored.cosign_txs = json.dumps([*json.loads(stored.cosign_txs), tx_hash])
 
         row, status = self._settle(row, update)
-        self._log_grant(row, status, receipt.tx_hash, cosigned_by=caller.id)
+        self._log_grant(row, status, tx_hash, cosigned_by=caller.id)
         return row
-
-    # -- grants -------------------------------------------------------------------------------------
-    def grant(self, caller: Party, grant_id: str) -> dict[str, Any]:
-        row = self._by_grant(caller, grant_id)
-        g = self.chain.call(self.contract.functions.grantOf(bytes.fromhex(grant_id[2:])))
-        status = {1: "active", 2: "revoked"}.get(int(g[7]), "none")
-        if status == "active" and int(g[5]) <= int(datetime.now(UTC).timestamp()):
-            status = "expired"
-        return {
-            "grant_id": grant_id,
-            "request_id": row.id,
-            "resource_id": row.resource_id,
-            "grantee": row.requester_id,
-            "grantee_address": g[1],
-            "purpose_hash": "0x" + bytes(g[2]).hex(),
-            "scope_hash": "0x" + bytes(g[3]).hex(),
-            "valid_from": int(g[4]),
-            "valid_until": int(g[5]),
-            "max_accesses": int(g[6]),
-            "status": status,
-            "scope": json.loads(row.scope_json),
-        }
-
-    def _by_grant(self, caller: Party, grant_id: str) -> ShareRequest:
-        with self.store.read() as session:
-            row = session.scalar(select(ShareRequest).where(ShareRequest.grant_id == grant_id))
-        if row is None or not self._visible(caller, row):
-            raise NotFound(f"no grant {grant_id}", code="grant_not_found")
-        return row
-
-    def revoke(self, caller: Party, grant_id: str, reason: str) -> dict[str, Any]:
-        row = self._by_grant(caller, grant_id)
-        if caller.id != row.provider_id and caller.kind is not PartyKind.REGISTRAR:
-            raise Forbidden(
-                "only the provider or the registrar revokes a grant", code="not_authorized_to_revoke"
-            )
-        if not reason.strip():
-            raise InvalidInput("a revocation states its reason", code="reason_required")
-        document = self._typed(
-            "Revocation",
-            {
-                "grantId": bytes.fromhex(grant_id[2:]),
-                "reasonHash": keccak(text=reason),
-                "nonce": self._nonce(caller.address),
-            },
-        )
-        signature = self._signature_of(caller, document, Signing.CUSTODIAL)
-        assert signature is not None
-        receipt = self.chain.transact(
-            self.contract.functions.revoke(eip712.as_tuple(document), signature), self.relayer
-        )
-        with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
-            assert stored is not None
-            stored.revoked_tx = receipt.tx_hash
-        self._log(
-            "revoke",
-            f"revoke:{row.id}",
-            caller.id,
-            row.resource_id,
-            {
-                "grant": grant_id,
-                "request": row.id,
-                "reason_hash": "0x" + keccak(text=reason).hex(),
-                "tx_hash": receipt.tx_hash,
-            },
-        )
-        return self.grant(caller, grant_id)
 
     # -- listing ------------------------------------------------------------------------------------
     def find(self, caller: Party, status: str | None = None) -> list[ShareRequest]:

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Date, DateTime, Enum, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from ledger.types import Custody, OpenType, PartyKind, PartyStatus, RequestStatus, ShareType
@@ -83,6 +94,7 @@ class LogEntry(Base):
     """
 
     __tablename__ = "log_entries"
+    __table_args__ = (Index("ix_log_entries_kind_time", "kind", "time"),)
 
     idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
@@ -169,6 +181,9 @@ class Resource(Base):
     tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Client mode (0008): the next version awaiting the provider's signature — its typed data and
+    # metadata — as JSON; version 0 above means the first version is not on chain yet.
+    pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class ResourceVersion(Base):
@@ -213,6 +228,9 @@ class ShareRequest(Base):
     grant_id: Mapped[str | None] = mapped_column(String(66), nullable=True, index=True)
     revoked_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Client mode (0008): per signer (party id), the co-signature / revocation typed data it was given.
+    cosign_pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    revoke_pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Dispute(Base):
@@ -226,10 +244,10 @@ class Dispute(Base):
     filer_id: Mapped[str] = mapped_column(String(32), index=True)
     provider_id: Mapped[str] = mapped_column(String(32), index=True)
     reason: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16), index=True)  # open | answered
+    status: Mapped[str] = mapped_column(String(32), index=True)  # ledger.sharing.disputes.DisputeStatus
     filed_on: Mapped[date] = mapped_column(Date)
     respond_by: Mapped[date] = mapped_column(Date)
-    file_tx: Mapped[str] = mapped_column(String(66))
+    file_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)  # None until signed (0008)
     answer: Mapped[str | None] = mapped_column(Text, nullable=True)
     corrected: Mapped[bool] = mapped_column(default=False)
     new_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -237,6 +255,9 @@ class Dispute(Base):
     answered_on: Mapped[date | None] = mapped_column(Date, nullable=True)
     late: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Client mode (0008): the filing's typed data, and the pending answer (typed data, text, correction).
+    file_typed_data: Mapped[str | None] = mapped_column(Text, nullable=True)
+    answer_pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class DataSource(Base):

@@ -83,6 +83,10 @@ def test_publish_version_and_chain_record(env: dict[str, Any]) -> None:
     assert r.status_code == 201, r.text
     created = r.json()
     assert created["version"] == 1 and created["provider_id"] == env["minzheng"]["id"]
+    # custodial: published at once, nothing left to sign (client mode: test_api_sharing_client.py)
+    assert (
+        created["published"] is True and created["typed_data"] is None and created["pending_version"] is None
+    )
     assert created["metadata_hash"] == "0x" + keccak(canonical_json(created["metadata"])).hex()
     share = ledger.contracts["ShareLedger"]
     rid = resource_id_bytes32(created["id"])

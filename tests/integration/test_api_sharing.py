@@ -424,8 +424,9 @@ def test_api_refuses_replayed_and_cross_chain_client_signatures(env: dict[str, A
         422,
         "wrong_signer",
     )
-    # the first request, signed properly, goes through; then its (stale) nonce makes the second
-    # request's original typed data unusable on chain: the contract refuses the replayed nonce
+    # the first request, signed properly, goes through; its nonce is then spent, so the second
+    # request's typed data (issued with the same nonce) is stale: refused with a clear 409, and
+    # re-issued with the fresh nonce for the client to sign again
     assert (
         c.post(
             f"/v1/share-requests/{first['id']}/signature",
@@ -435,15 +436,34 @@ def test_api_refuses_replayed_and_cross_chain_client_signatures(env: dict[str, A
         == "pending"
     )
     stale = key.sign_typed_data(full_message=second["typed_data"]).signature.to_0x_hex()
+    r = c.post(
+        f"/v1/share-requests/{second['id']}/signature",
+        json={"signature": stale},
+        headers=auth(env, "wallet"),
+    )
+    err(r, 409, "stale_nonce")
+    assert "nonce is now 1" in r.json()["error"]["message"]
+    fresh = c.get(f"/v1/share-requests/{second['id']}", headers=auth(env, "wallet")).json()
+    assert fresh["status"] == "awaiting_signature" and fresh["sign_at"].endswith("/signature")
+    assert (second["typed_data"]["message"]["nonce"], fresh["typed_data"]["message"]["nonce"]) == (0, 1)
+    assert {**fresh["typed_data"]["message"], "nonce": 0} == second["typed_data"]["message"]
+    # the replayed (stale) signature stays refused; the fresh one goes through
     err(
         c.post(
             f"/v1/share-requests/{second['id']}/signature",
             json={"signature": stale},
             headers=auth(env, "wallet"),
         ),
-        409,
-        "invalid_account_nonce",
+        422,
+        "wrong_signer",
     )
+    signed = key.sign_typed_data(full_message=fresh["typed_data"]).signature.to_0x_hex()
+    r = c.post(
+        f"/v1/share-requests/{second['id']}/signature",
+        json={"signature": signed},
+        headers=auth(env, "wallet"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "pending", r.text
 
 
 def test_grant_expires_by_time(env: dict[str, Any]) -> None:
@@ -469,8 +489,11 @@ def test_grant_expires_by_time(env: dict[str, Any]) -> None:
     assert r.json()["status"] == "granted" and r.json()["scope"]["mode"] == "aggregate"
     grant_id = r.json()["grant_id"]
     assert c.get(f"/v1/grants/{grant_id}", headers=auth(env, "renshe")).json()["status"] == "active"
+    r = c.get(f"/v1/grants/{grant_id}/authorization", headers=auth(env, "renshe"))
+    assert r.status_code == 200 and r.json()["authorized"] is True, r.text
     time.sleep(3)
     assert c.get(f"/v1/grants/{grant_id}", headers=auth(env, "renshe")).json()["status"] == "expired"
+    err(c.get(f"/v1/grants/{grant_id}/authorization", headers=auth(env, "renshe")), 403, "expired")
     ledger: Ledger = env["ledger"]
     share = ledger.contracts["ShareLedger"]
     grantee = ledger.parties.get(env["renshe"]["id"]).address
@@ -501,3 +524,114 @@ def test_level_3_with_one_of_two_cosignatures_is_not_granted(env: dict[str, Any]
         f"/v1/share-requests/{req['id']}/cosign", headers={"Authorization": f"Bearer {second['token']}"}
     )
     assert r.json()["status"] == "granted" and len(r.json()["cosign_txs"]) == 2
+
+
+def test_authorization_names_why_a_grant_is_refused(env: dict[str, Any]) -> None:
+    c = env["client"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
+    conditions = {
+        "fields": ["district"],
+        "valid_from": later.isoformat(),
+        "valid_until": (later + timedelta(days=30)).isoformat(),
+    }
+    grant_id = c.post(
+        f"/v1/share-requests/{req['id']}/decision",
+        json={"approve": True, "conditions": conditions},
+        headers=auth(env, "minzheng"),
+    ).json()["grant_id"]
+    path = f"/v1/grants/{grant_id}/authorization"
+    err(c.get(path, headers=auth(env, "renshe")), 403, "not_yet_valid")
+    err(c.get(path, headers=auth(env, "minzheng")), 403, "not_grantee")  # the provider is not the grantee
+    err(c.get(path, headers=auth(env, "shulian")), 404, "grant_not_found")
+    err(c.get("/v1/grants/0x" + "00" * 32 + "/authorization", headers=BOOT), 404, "grant_not_found")
+    r = c.post(f"/v1/grants/{grant_id}/revoke", json={"reason": "撤销"}, headers=BOOT)
+    assert r.status_code == 200 and r.json()["status"] == "revoked" and r.json()["revoked_tx"]
+    err(c.get(path, headers=auth(env, "renshe")), 403, "revoked")
+
+
+def _close(env: dict[str, Any], code: str, level: int) -> None:
+    """The provider publishes a new version of ``code`` whose share type is none (不予共享)."""
+    body = {
+        "code": code,
+        "name": code,
+        "format": "table",
+        "share_type": "none",
+        "open_type": "none",
+        "level": level,
+        "update_frequency": "monthly",
+        "legal_basis": "停止共享",
+        "fields": [{"name": "name", "sensitive": True, "masking": "name"}, {"name": "district"}],
+    }
+    r = env["client"].put(f"/v1/resources/{env[code]}", json=body, headers=auth(env, "minzheng"))
+    assert r.status_code == 200 and r.json()["version"] == 2, r.text
+
+
+def test_an_approval_is_refused_once_the_resource_is_no_longer_shared(env: dict[str, Any]) -> None:
+    c = env["client"]
+    custodial = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    client = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
+    ).json()
+    r = c.post(
+        f"/v1/share-requests/{client['id']}/decision",
+        json={"approve": True, "signing": "client"},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.json()["status"] == "awaiting_decision_signature" and r.json()["typed_data"], r.text
+    _close(env, "GY-MZ-001", 2)
+    r = c.post(
+        f"/v1/share-requests/{custodial['id']}/decision",
+        json={"approve": True},
+        headers=auth(env, "minzheng"),
+    )
+    err(r, 409, "not_shareable")
+    assert "published after this request" in r.json()["error"]["message"]
+    # the approval prepared before the change cannot be signed through either (the signature would be
+    # the provider's own, so this is the ledger's re-check, not a signature check)
+    ledger: Ledger = env["ledger"]
+    provider = ledger.parties.get(env["minzheng"]["id"])
+    pending = c.get(f"/v1/share-requests/{client['id']}", headers=auth(env, "minzheng")).json()
+    assert pending["status"] == "awaiting_decision_signature"
+    signature = ledger.parties.signer(provider).sign_typed_data(full_message=pending["typed_data"])
+    err(
+        c.post(
+            f"/v1/share-requests/{client['id']}/decision/signature",
+            json={"signature": signature.signature.to_0x_hex()},
+            headers=auth(env, "minzheng"),
+        ),
+        409,
+        "not_shareable",
+    )
+    # a rejection with its reason is still the provider's answer
+    r = c.post(
+        f"/v1/share-requests/{custodial['id']}/decision",
+        json={"approve": False, "reason": "该资源已调整为不予共享"},
+        headers=auth(env, "minzheng"),
+    )
+    assert r.status_code == 200 and r.json()["status"] == "rejected", r.text
+    # and a new request is refused outright
+    err(
+        c.post("/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")),
+        409,
+        "not_shareable",
+    )
+
+
+def test_a_cosignature_is_refused_once_the_resource_is_no_longer_shared(env: dict[str, Any]) -> None:
+    c = env["client"]
+    req = c.post(
+        "/v1/share-requests", json=request_body(env, "GY-MZ-003"), headers=auth(env, "renshe")
+    ).json()
+    r = c.post(
+        f"/v1/share-requests/{req['id']}/decision", json={"approve": True}, headers=auth(env, "minzheng")
+    )
+    assert r.json()["status"] == "awaiting_cosign"
+    _close(env, "GY-MZ-003", 3)
+    err(c.post(f"/v1/share-requests/{req['id']}/cosign", headers=BOOT), 409, "not_shareable")
+    r = c.get(f"/v1/share-requests/{req['id']}", headers=BOOT)
+    assert r.json()["status"] == "awaiting_cosign" and r.json()["grant_id"] is None

@@ -766,6 +766,68 @@ def test_is_authorized_only_for_the_grantee_inside_the_window(share: Share, acto
     assert not authorized(grantee, T0 + 50)
 
 
+def test_check_authorized_names_why_a_grant_does_not_authorize(share: Share, actors: Actors) -> None:
+    """The gateway's check: a refusal carries its exact cause, where ``isAuthorized`` only says no."""
+    request_id, _ = share.submit("chk", share.publish("check"))
+    share.send(
+        share.sign(
+            "Decision", actors.provider, share.decision(request_id, valid_from=T0, valid_until=T0 + 100)
+        )
+    )
+    grantee = actors.requester.address
+
+    def check(grant_id: bytes, accessor: str, at: int, code: str) -> list[Any]:
+        with pytest.raises(ContractRevert) as info:
+            share.call("checkAuthorized", grant_id, accessor, at)
+        assert info.value.code == code, info.value.message
+        return args_of(info.value)
+
+    assert share.call("checkAuthorized", request_id, grantee, T0 + 50) == []
+    assert check(request_id, grantee, T0 + 100, "grant_expired") == [request_id, T0 + 100]
+    assert check(request_id, grantee, T0 - 1, "grant_not_yet_valid") == [request_id, T0]
+    assert check(request_id, actors.provider.address, T0 + 50, "not_grantee") == [
+        actors.provider.address,
+        grantee,
+    ]
+    assert check(h("never issued"), grantee, T0 + 50, "not_active") == [h("never issued")]
+    pending, _ = share.submit("chk pending", share.publish("check pending"))
+    check(pending, grantee, T0 + 50, "not_active")
+    share.send(share.sign("Revocation", actors.provider, {"grantId": request_id, "reasonHash": h("end")}))
+    assert check(request_id, grantee, T0 + 50, "grant_is_revoked") == [request_id]
+
+
+def test_an_approval_is_refused_once_a_new_version_made_the_resource_not_shared(
+    share: Share, actors: Actors
+) -> None:
+    """The share type is read at decision time: a version published after the request that makes the
+    resource 不予共享 blocks the approval (a rejection still goes through)."""
+    resource_id = share.publish("closing")
+    approved, _ = share.submit("closing approve", resource_id)
+    rejected, _ = share.submit("closing reject", resource_id)
+    share.send(
+        share.sign("ResourceVersion", actors.provider, share.resource("closing", share_type=2, version=2))
+    )
+    error = share.refused(share.sign("Decision", actors.provider, share.decision(approved)), "not_shareable")
+    assert args_of(error) == [resource_id]
+    assert share.status(approved) == Status.PENDING
+    share.send(share.sign("Decision", actors.provider, share.decision(rejected, approve=False)))
+    assert share.status(rejected) == Status.REJECTED
+
+
+def test_a_cosignature_is_refused_once_a_new_version_made_the_resource_not_shared(
+    share: Share, actors: Actors
+) -> None:
+    resource_id = share.publish("closing l3", level=3)
+    request_id, _ = share.submit("closing l3 req", resource_id)
+    share.send(share.sign("Decision", actors.provider, share.decision(request_id)))
+    closed = share.resource("closing l3", level=3, share_type=2, version=2)
+    share.send(share.sign("ResourceVersion", actors.provider, closed))
+    signed = share.sign("Cosign", actors.registrar, share.cosign_message(request_id))
+    assert args_of(share.refused(signed, "not_shareable")) == [resource_id]
+    assert share.status(request_id) == Status.AWAITING_COSIGN
+    assert share.grant(request_id)[7] == 0
+
+
 # --------------------------------------------------------------------------------------------
 # Disputes (疑义数据校核)
 
