@@ -1,0 +1,378 @@
+"""The driver of ``sharetrail simulate``: a synthetic city written through the real services.
+
+Phases, each timed and shown with a progress bar:
+
+1. *open* — ``Ledger.open`` on a fresh data directory (migrations, keys, contract deployment);
+2. *parties* — the operator, a regulator and the departments, ``PartyService.register`` (one chain
+   transaction each);
+3. *catalog* — ``CatalogService.create`` per item (the version's metadata hash on chain);
+4. *requests* — ``ShareService.submit`` (and ``decide`` for conditional items): the grants on chain;
+5. *events* — access events through the log's batch path, ``LogService.record_gateway_events`` as
+   the operator, 1000 per call, with an anchor every ``anchor_every`` events as the anchoring loop
+   would do;
+6. *anchor* — ``Anchorer.anchor_once`` until nothing pends (this phase also counts the anchors of 5);
+7. *verify* — the full integrity audit, :func:`ledger.log.verify.verify`.
+
+Level-4 items, whose every access is its own chain transaction, and level-3 co-signatures are not
+simulated: both are chain-bound steps a bench measures on its own (``sharetrail bench share``).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+from sqlalchemy import func, select
+
+from ledger.errors import Conflict, LedgerError
+from ledger.identity.parties import NewParty
+from ledger.identity.uscc import make_uscc
+from ledger.log.events import AccessEvent, EventKind
+from ledger.log.verify import verify
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.sharing.catalog import FieldSpec, ResourceSpec
+from ledger.sharing.requests import Scope
+from ledger.sim import city, skew
+from ledger.sim.report import Phase, SimReport
+from ledger.sim.skew import Draft
+from ledger.store.models import LogEntry, Party, Resource, ShareRequest
+from ledger.types import PartyKind, ShareType, Signing
+
+BATCH = 1000
+ANCHOR_EVERY = 50_000
+GATEWAY = "gy-exchange-01"
+LEGAL_BASIS = "《贵阳市政府数据共享开放条例》"
+OPERATOR = ("贵阳块数据城市建设有限公司", 21)
+REGULATOR = ("贵阳市公安局网络安全保卫支队（数据安全监管）", 41)
+ROSTER_SEQ = 1000  # credit-code sequence numbers of the departments start here
+
+
+@dataclass(frozen=True, kw_only=True)
+class SimOptions:
+    scale: city.Scale = field(default_factory=city.Scale)
+    data_dir: Path
+    db_url: str | None = None
+    seed: int = 2021
+    anchor_every: int = ANCHOR_EVERY
+
+
+def default_data_dir(seed: int, now: datetime | None = None) -> Path:
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return Path(".sharetrail-sim") / f"{stamp}-seed{seed}"
+
+
+class Simulation:
+    def __init__(self, options: SimOptions, ledger: Ledger, progress: Progress) -> None:
+        self.options = options
+        self.ledger = ledger
+        self.progress = progress
+        self.rng = random.Random(options.seed)
+        self.now = datetime.now(UTC)
+        self.report = SimReport(scale=options.scale)
+        scale = options.scale
+        self.departments = city.roster(scale.departments)
+        self.catalog = city.plan_catalog(self.departments, scale.resources, self.rng)
+        self.model = skew.CityModel(self.departments, self.catalog)
+        self.model.shuffle(self.rng)
+        self.requests = skew.plan_requests(self.model, scale.grants, self.rng)
+        self.party_ids: list[str] = []
+        self.resource_ids: list[str] = []
+        self.grant_ids: dict[tuple[int, int], str] = {}
+        self.grant_terms: dict[tuple[int, int], skew.GrantTerms] = {}
+        self.anchor_seconds = 0.0
+        self.anchors = 0
+        self._working: dict[date, bool] = {}
+        self.report.departments = self.departments
+
+    # -- phases -----------------------------------------------------------------------------------
+    def _phase(self, name: str, total: int) -> tuple[TaskID, float]:
+        return self.progress.add_task(name, total=max(total, 1)), time.perf_counter()
+
+    def _done(self, task: TaskID, started: float, phase: Phase, *, excluded: float = 0.0) -> None:
+        """Close the bar; the phase took the time since ``started`` less ``excluded`` (the anchors
+        taken during ingestion, counted in the anchor phase)."""
+        self.progress.update(task, completed=max(phase.count, 1))
+        phase.seconds = time.perf_counter() - started - excluded
+        self.report.phases.append(phase)
+
+    def parties(self) -> None:
+        ledger = self.ledger
+        registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+        total = len(self.departments) + 2
+        task, started = self._phase("parties", total)
+        self.operator, _ = ledger.parties.register(
+            registrar, NewParty(PartyKind.OPERATOR, OPERATOR[0], make_uscc(OPERATOR[1], authority="9"))
+        )
+        ledger.parties.register(
+            registrar, NewParty(PartyKind.REGULATOR, REGULATOR[0], make_uscc(REGULATOR[1]))
+        )
+        self.progress.advance(task, 2)
+        for d in self.departments:
+            party, _ = ledger.parties.register(
+                registrar,
+                NewParty(PartyKind.DEPARTMENT, d.name, make_uscc(ROSTER_SEQ + d.seq, division=d.division)),
+            )
+            self.party_ids.append(party.id)
+            self.progress.advance(task)
+        full = city.GUIYANG_DEPARTMENTS + 2
+        self._done(task, started, Phase("parties (register, 1 tx each)", total, "parties", 0, full))
+
+    def catalog_items(self) -> None:
+        task, started = self._phase("catalog", len(self.catalog))
+        providers = [self.ledger.parties.get(pid) for pid in self.party_ids]
+        for plan in self.catalog:
+            spec = ResourceSpec(
+                code=plan.code,
+                name=plan.name,
+                format="table",
+                share_type=plan.share_type,
+                open_type=plan.open_type,
+                level=plan.level,
+                update_frequency=plan.update_frequency,
+                legal_basis=LEGAL_BASIS,
+                fields=[FieldSpec(f.name, f.type, f.sensitive, f.masking) for f in plan.fields],
+            )
+            self.resource_ids.append(self.ledger.catalog.create(providers[plan.provider], spec).id)
+            self.progress.advance(task)
+        phase = Phase("catalog (create, 1 tx each)", len(self.catalog), "items", 0, city.GUIYANG_RESOURCES)
+        self._done(task, started, phase)
+
+    def share_requests(self) -> None:
+        task, started = self._phase("requests", len(self.requests))
+        parties = [self.ledger.parties.get(pid) for pid in self.party_ids]
+        window = (self.now - timedelta(days=self.options.scale.days + 1), self.now + timedelta(days=365))
+        for plan in self.requests:
+            resource = self.catalog[plan.resource]
+            requester = parties[plan.requester]
+            request = self.ledger.sharing.submit(
+                requester,
+                resource_id=self.resource_ids[plan.resource],
+                purpose_code=plan.terms.purpose,
+                purpose_text=f"{requester.name}履行职责所需",
+                legal_basis=LEGAL_BASIS,
+                scope=Scope(
+                    fields=list(plan.terms.fields),
+                    valid_from=window[0],
+                    valid_until=window[1],
+                    mode=plan.terms.mode,
+                    max_records=100_000,
+                    max_accesses=1_000_000,
+                ),
+                signing=Signing.CUSTODIAL,
+            )
+            if resource.share_type is ShareType.CONDITIONAL:
+                request = self.ledger.sharing.decide(
+                    parties[resource.provider],
+                    request.id,
+                    approve=plan.approve,
+                    reason="符合共享条件" if plan.approve else "申请用途与履职依据不符",
+                    conditions=None,
+                    signing=Signing.CUSTODIAL,
+                )
+            if plan.approve:
+                if request.grant_id is None:
+                    raise LedgerError(
+                        f"request {request.id} was approved but holds no grant", code="no_grant"
+                    )
+                self.grant_ids[(plan.requester, plan.resource)] = request.grant_id
+                self.grant_terms[(plan.requester, plan.resource)] = plan.terms
+            self.progress.advance(task)
+        scale_up = city.DEFAULT_GRANTS / self.options.scale.grants if self.options.scale.grants else 0
+        phase = Phase("requests (submit + decide)", len(self.requests), "requests", 0, None)
+        phase.full_scale = round(len(self.requests) * scale_up) if scale_up else None
+        self._done(task, started, phase)
+
+    def events(self) -> None:
+        total = self.options.scale.events
+        task, started = self._phase("events", total)
+        batch: list[AccessEvent] = []
+        since_anchor = done = 0
+        tail_from = total - total // 10
+        tail_start = (started, 0.0)
+        for draft in skew.draw_events(
+            self.model,
+            self.grant_terms,
+            total=total,
+            now=self.now,
+            days=self.options.scale.days,
+            rng=self.rng,
+        ):
+            batch.append(self._event(draft))
+            if len(batch) == BATCH:
+                since_anchor += self._record(batch, task)
+                done += len(batch)
+                batch = []
+                if done <= tail_from:
+                    tail_start = (time.perf_counter(), self.anchor_seconds)
+                if since_anchor >= self.options.anchor_every:
+                    self._anchor()
+                    since_anchor = 0
+        if batch:
+            self._record(batch, task)
+        phase = Phase("events (record_gateway_events, 1000/batch)", total, "events", 0, city.GUIYANG_EVENTS)
+        self._done(task, started, phase, excluded=self.anchor_seconds)
+        if total >= 10 * BATCH:
+            done_at, anchored = time.perf_counter(), self.anchor_seconds
+            phase.tail = (total - tail_from, done_at - tail_start[0] - (anchored - tail_start[1]))
+
+    def anchor(self) -> None:
+        task = self.progress.add_task("anchor", total=1)
+        while self._anchor():
+            pass
+        self.progress.update(task, completed=1)
+        full = -(-city.GUIYANG_EVENTS // self.options.anchor_every)
+        phase = Phase("anchor (anchor_once, all anchors)", self.anchors, "anchors", self.anchor_seconds, full)
+        self.report.phases.append(phase)
+
+    def verify_all(self) -> None:
+        ledger = self.ledger
+        size = ledger.log.log.size()
+        task, started = self._phase("verify", size)
+        report = verify(
+            ledger.store,
+            ledger.chain,
+            ledger.contracts["Anchor"],
+            progress=lambda done: self.progress.update(task, completed=min(done, size)),
+        )
+        self.report.verify = report
+        self._done(task, started, Phase("verify (full audit)", size, "entries", 0, city.GUIYANG_EVENTS))
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _event(self, draft: Draft) -> AccessEvent:
+        pair = (draft.accessor, draft.resource)
+        resource = self.catalog[draft.resource]
+        stats = self.report.skew
+        stats.events += 1
+        stats.by_accessor[draft.accessor] += 1
+        stats.by_mode[draft.mode.value] += 1
+        stats.by_resource[draft.resource] += 1
+        stats.denied += draft.denied_reason is not None
+        stats.office_hours += self._office(draft.time)
+        grant = self.grant_ids.get(pair)
+        stats.with_grant += grant is not None
+        return AccessEvent(
+            event_id=f"sim-{draft.seq:09d}",
+            kind=EventKind.DENIED if draft.denied_reason else EventKind.ACCESS,
+            accessor=self.party_ids[draft.accessor],
+            provider=self.party_ids[resource.provider],
+            resource=self.resource_ids[draft.resource],
+            grant=grant,
+            purpose=draft.purpose,
+            fields=list(draft.fields),
+            mode=draft.mode,
+            record_count=draft.record_count,
+            query_hash=draft.query_hash,
+            result_hash=draft.result_hash,
+            time=draft.time,
+            gateway=GATEWAY,
+            reason=draft.denied_reason,
+            level=resource.level,
+        )
+
+    def _office(self, moment: datetime) -> bool:
+        local = moment.astimezone(city.CHINA_TZ)
+        day = local.date()
+        working = self._working.get(day)
+        if working is None:
+            working = skew.is_office_hours(datetime.combine(day, skew.OFFICE_START, city.CHINA_TZ))
+            self._working[day] = working
+        return working and skew.OFFICE_START <= local.time() < skew.OFFICE_END
+
+    def _record(self, batch: list[AccessEvent], task: TaskID) -> int:
+        self.ledger.log.record_gateway_events(self.operator, batch)
+        self.progress.advance(task, len(batch))
+        return len(batch)
+
+    def _anchor(self) -> bool:
+        started = time.perf_counter()
+        checkpoint = self.ledger.anchorer.anchor_once()
+        self.anchor_seconds += time.perf_counter() - started
+        self.anchors += checkpoint is not None
+        return checkpoint is not None
+
+    def count(self) -> None:
+        with self.ledger.store.read() as session:
+            parties = dict(session.execute(select(Party.kind, func.count()).group_by(Party.kind)).all())
+            statuses = dict(
+                session.execute(select(ShareRequest.status, func.count()).group_by(ShareRequest.status)).all()
+            )
+            kinds = dict(session.execute(select(LogEntry.kind, func.count()).group_by(LogEntry.kind)).all())
+            resources = session.scalar(select(func.count()).select_from(Resource)) or 0
+        counts = self.report.counts
+        counts.update({f"parties: {k.value}": int(v) for k, v in sorted(parties.items())})
+        counts["catalog items"] = int(resources)
+        counts.update({f"share requests: {k.value}": int(v) for k, v in sorted(statuses.items())})
+        counts.update({f"log entries: {k}": int(v) for k, v in sorted(kinds.items())})
+        counts["log size"] = self.ledger.log.log.size()
+        latest = self.ledger.log.log.latest_checkpoint()
+        counts["anchored size"] = latest.size if latest else 0
+
+    def run(self) -> SimReport:
+        if self.ledger.log.log.size() or len(self.ledger.parties.list()) > 1:
+            raise Conflict(
+                "this data directory / database already holds a ledger; simulate writes a fresh city "
+                "(choose a new --data-dir or an empty --db-url)",
+                code="not_empty",
+            )
+        self.parties()
+        self.catalog_items()
+        self.share_requests()
+        self.events()
+        self.anchor()
+        self.verify_all()
+        self.count()
+        return self.report
+
+
+def simulate(options: SimOptions, *, console: Console) -> SimReport:
+    """Open a ledger on ``options.data_dir`` and run every phase; the report says whether verify held."""
+    options.scale.validate()
+    with _progress(console) as progress:
+        task = progress.add_task("open", total=1)
+        started = time.perf_counter()
+        settings = Settings(data_dir=options.data_dir, db_url=options.db_url, anchor_loop=False)
+        with Ledger.open(settings) as ledger:
+            progress.update(task, completed=1)
+            opened = Phase(
+                "open (migrate, keys, contracts)", 1, "ledger", time.perf_counter() - started, None
+            )
+            simulation = Simulation(options, ledger, progress)
+            simulation.report.phases.append(opened)
+            return simulation.run()
+
+
+class _Rate(ProgressColumn):
+    """Items per second of the task so far."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        _Rate(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    )
