@@ -8,7 +8,6 @@ and the operator.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -16,7 +15,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ledger.canonical import canonical_json
 from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
 from ledger.log.anchoring import Anchorer
 from ledger.log.events import AccessEvent
@@ -78,9 +76,8 @@ class LogService:
                 event=e.leaf(recorded_by=caller.id),
                 accessor=e.accessor,
                 resource=e.resource,
-                request_hash=hashlib.sha256(
-                    canonical_json(e.model_dump(mode="json", exclude_none=True))
-                ).digest(),
+                # request_hash defaults to the entry's own hash: the leaf is a function of the event
+                # and the recorder, so a retry of the same event by the same operator matches it.
                 onchain=e.level in self.onchain_levels,
             )
             for e in events
