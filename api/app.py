@@ -15,15 +15,17 @@ from ledger.runtime import Ledger
 from ledger.settings import Settings
 
 
-class BodyGuard:
-    """Refuse hostile request bodies before any parser sees them (pure ASGI middleware).
+class InputGuard:
+    """Refuse hostile requests before any router or parser sees them (pure ASGI middleware).
 
     - over ``limit`` bytes: 413 ``body_too_large`` — at once from ``Content-Length``, or as soon as a
       chunked body without one passes the limit (never buffering more than ``limit`` bytes); a
       ``Content-Length`` that is not a number: 400 ``invalid_content_length`` (RFC 9110 §8.6);
     - a JSON body (``application/json``, ``…+json``, or no Content-Type) that is not UTF-8 or is nested
       deeper than :data:`api.errors.MAX_JSON_DEPTH`: 400 ``invalid_utf8`` / ``json_too_deep``, so a deep
-      body can never reach a recursive parser (it would overflow the C stack and kill the process).
+      body can never reach a recursive parser (it would overflow the C stack and kill the process);
+    - U+0000 in the path, the query or a JSON body: 400 ``nul_character`` (no field of the API may
+      hold it, and PostgreSQL cannot store it in text).
     The body, once checked, is replayed to the app unchanged.
     """
 
@@ -34,6 +36,10 @@ class BodyGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        problem = errors.target_problem(scope.get("path", ""), scope.get("query_string", b""))
+        if problem is not None:
+            await self._refuse(scope, receive, send, 400, *problem)
             return
         headers = Headers(scope=scope)
         length = headers.get("content-length")
@@ -111,7 +117,7 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         "who took which data, under which grant, for what purpose, when.",
         lifespan=lifespan,
     )
-    app.add_middleware(BodyGuard, limit=settings.max_body_bytes)
+    app.add_middleware(InputGuard, limit=settings.max_body_bytes)
     errors.install(app)
     app.include_router(system.router)
     app.include_router(parties.router)

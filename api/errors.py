@@ -10,6 +10,7 @@ import logging
 import re
 from itertools import accumulate
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,16 +82,31 @@ def json_depth(body: bytes) -> int:
     return max(accumulate(map(_NESTING.__getitem__, brackets)), default=0)
 
 
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")  # a \u0000 escape, not an escaped backslash + "u0000"
+_NUL_MESSAGE = "text in a request may not contain U+0000 (NUL)"
+
+
 def json_body_problem(body: bytes) -> tuple[str, str] | None:
     """Why a JSON request body must be refused before parsing (``(code, message)``), or None.
 
-    RFC 8259 §8.1: JSON exchanged between systems is UTF-8. Nesting is bounded by MAX_JSON_DEPTH."""
+    RFC 8259 §8.1: JSON exchanged between systems is UTF-8. Nesting is bounded by MAX_JSON_DEPTH.
+    No field of the API may hold U+0000, and PostgreSQL cannot store it in text: refused here, once,
+    rather than failing deep in a query."""
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         return "invalid_utf8", f"the request body is not valid UTF-8 (byte {exc.start})"
+    if b"\\u0000" in body and _JSON_NUL.search(body):
+        return "nul_character", _NUL_MESSAGE
     if body.count(b"[") + body.count(b"{") > MAX_JSON_DEPTH and json_depth(body) > MAX_JSON_DEPTH:
         return "json_too_deep", f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels"
+    return None
+
+
+def target_problem(path: str, query_string: bytes) -> tuple[str, str] | None:
+    """Why a request's path or query must be refused before routing (``(code, message)``), or None."""
+    if "\x00" in path or b"\x00" in unquote_to_bytes(query_string):
+        return "nul_character", _NUL_MESSAGE
     return None
 
 

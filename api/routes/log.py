@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, status
+from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import BaseModel
 
 from api.deps import CurrentParty, LedgerDep
@@ -56,5 +56,7 @@ def record_events(
 
 
 @router.get("/v1/proofs/access/{index}", summary="Proof bundle v1 for one access")
-def bundle(ledger: LedgerDep, caller: CurrentParty, index: int) -> dict[str, Any]:
+def bundle(
+    ledger: LedgerDep, caller: CurrentParty, index: Annotated[int, Path(ge=0, le=2**48)]
+) -> dict[str, Any]:
     return ledger.log.bundle(caller, index)

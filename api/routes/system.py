@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import LedgerDep
+from api.errors import json_body_problem
 from api.schemas import Health
 from ledger.chain.rpc import PARSE_ERROR, ReadOnlyRPC
 
@@ -34,9 +35,15 @@ def healthz(ledger: LedgerDep) -> Health:
     openapi_extra={"requestBody": {"content": {"application/json": {"schema": {"type": "object"}}}}},
 )
 async def rpc(request: Request, ledger: LedgerDep) -> JSONResponse:
+    body = await request.body()
+    # JSON-RPC clients do not always label the body: whatever its Content-Type, it is parsed as JSON,
+    # so it gets the checks the app's input guard gives JSON bodies (UTF-8, NUL, nesting).
+    problem = json_body_problem(body)
     try:
-        payload: Any = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
+        if problem is not None:
+            raise ValueError(problem[1])
+        payload: Any = json.loads(body)
+    except (ValueError, RecursionError):
         return JSONResponse(
             {"jsonrpc": "2.0", "id": None, "error": {"code": PARSE_ERROR, "message": "parse error"}}
         )

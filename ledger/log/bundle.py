@@ -5,18 +5,37 @@ that root is anchored.
 Verification (:func:`verify_bundle`) recomputes the leaf hash from the entry (RFC 8785 + RFC 9162
 §2.1), checks the inclusion proof up to ``root``, and asks the anchor contract for
 ``rootAt(tree_size)``; any mismatch raises :class:`VerificationError` naming what failed.
+
+Everything else the bundle asserts is checked too, so that no part of a bundle can be altered and
+still pass: the anchoring transaction (``anchor.tx_hash`` in ``anchor.block_number`` emitted
+``Anchored(tree_size, root)`` from the anchor contract), the per-access record when present
+(``leaf_record``: ``leafAt(leaf_index)`` is the leaf, and its transaction emitted ``LeafRecorded``
+for it), and the checkpoint note when present (its size and root are the bundle's; its signature
+needs the operator's verifier key, see :func:`ledger.log.note.verify_note`). ``leaf_record`` and
+``checkpoint_note`` are optional evidence: absent or null, they are not checked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from eth_typing import HexStr
+from eth_utils.crypto import keccak
 from web3 import Web3
 from web3.exceptions import Web3Exception
 
 from ledger.canonical import canonical_json
 from ledger.errors import InvalidInput, VerificationError
 from ledger.log import merkle
+from ledger.log.note import parse_checkpoint
+
+_HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
+MAX_ENTRY_DEPTH = 32
+"""An access event is a flat object; deeper nesting is refused before canonicalisation recurses."""
+
+ANCHORED_TOPIC = keccak(text="Anchored(uint64,bytes32,uint64)")
+LEAF_RECORDED_TOPIC = keccak(text="LeafRecorded(uint64,bytes32,uint64)")
 
 ANCHOR_VIEW_ABI: list[dict[str, Any]] = [
     {
@@ -37,12 +56,9 @@ ANCHOR_VIEW_ABI: list[dict[str, Any]] = [
 
 
 def _hex32(value: Any, what: str) -> bytes:
-    if not isinstance(value, str) or not value.startswith("0x") or len(value) != 66:
+    if not isinstance(value, str) or not _HEX32.fullmatch(value):
         raise VerificationError(f"{what} must be 0x + 64 hex digits", code="malformed_bundle")
-    try:
-        return bytes.fromhex(value[2:])
-    except ValueError as exc:
-        raise VerificationError(f"{what} is not hex", code="malformed_bundle") from exc
+    return bytes.fromhex(value[2:])
 
 
 def _int(value: Any, what: str) -> int:
@@ -51,13 +67,43 @@ def _int(value: Any, what: str) -> int:
     return value
 
 
-def check_proof(bundle: Any) -> tuple[int, bytes]:
-    """Check the bundle's self-contained part; return (tree_size, root) to look up on chain."""
-    if not isinstance(bundle, dict) or bundle.get("version") != 1:
-        raise VerificationError("not a version 1 proof bundle", code="malformed_bundle")
-    entry = bundle.get("entry")
+def _depth_within(value: Any, limit: int) -> bool:
+    """Is ``value`` nested at most ``limit`` deep? Iterative, so hostile depth cannot recurse."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _leaf(entry: Any) -> bytes:
     if not isinstance(entry, dict):
         raise VerificationError("entry must be a JSON object", code="malformed_bundle")
+    if not _depth_within(entry, MAX_ENTRY_DEPTH):
+        raise VerificationError(f"entry is nested deeper than {MAX_ENTRY_DEPTH}", code="malformed_bundle")
+    try:
+        return merkle.leaf_hash(canonical_json(entry))
+    except InvalidInput as exc:
+        raise VerificationError(
+            f"entry cannot be canonicalised: {exc.message}", code="malformed_bundle"
+        ) from exc
+
+
+def check_proof(bundle: Any) -> tuple[int, bytes]:
+    """Check the bundle's self-contained part; return (tree_size, root) to look up on chain."""
+    size, root, _ = _self_contained(bundle)
+    return size, root
+
+
+def _self_contained(bundle: Any) -> tuple[int, bytes, bytes]:
+    """(tree_size, root, leaf hash) once the entry's inclusion proof up to ``root`` checks out."""
+    if not isinstance(bundle, dict) or type(bundle.get("version")) is not int or bundle["version"] != 1:
+        raise VerificationError("not a version 1 proof bundle", code="malformed_bundle")
+    leaf = _leaf(bundle.get("entry"))
     index = _int(bundle.get("leaf_index"), "leaf_index")
     size = _int(bundle.get("tree_size"), "tree_size")
     proof_raw = bundle.get("inclusion_proof")
@@ -65,19 +111,73 @@ def check_proof(bundle: Any) -> tuple[int, bytes]:
         raise VerificationError("inclusion_proof must be a list of hashes", code="malformed_bundle")
     proof = [_hex32(p, "inclusion_proof element") for p in proof_raw]
     root = _hex32(bundle.get("root"), "root")
-    try:
-        leaf = merkle.leaf_hash(canonical_json(entry))
-    except InvalidInput as exc:
-        raise VerificationError(
-            f"entry cannot be canonicalised: {exc.message}", code="malformed_bundle"
-        ) from exc
     merkle.verify_inclusion(leaf, index, size, proof, root)
-    return size, root
+    return size, root, leaf
+
+
+def _check_note(note: Any, size: int, root: bytes) -> None:
+    """Optional evidence: the C2SP checkpoint note must be of this very (size, root)."""
+    if note is None:
+        return
+    if not isinstance(note, str):
+        raise VerificationError("checkpoint_note must be a signed note (text)", code="malformed_bundle")
+    checkpoint = parse_checkpoint(note)
+    if checkpoint.size != size or checkpoint.root != root:
+        raise VerificationError(
+            f"the checkpoint note is of size {checkpoint.size} root 0x{checkpoint.root.hex()}, "
+            f"not of the bundle's size {size} root 0x{root.hex()}",
+            code="note_mismatch",
+        )
+
+
+def _tx_ref(value: Any, what: str) -> tuple[bytes, int]:
+    if not isinstance(value, dict):
+        raise VerificationError(f"{what} must be an object", code="malformed_bundle")
+    return _hex32(value.get("tx_hash"), f"{what}.tx_hash"), _int(
+        value.get("block_number"), f"{what}.block_number"
+    )
+
+
+def _emitted(
+    w3: Web3,
+    ref: tuple[bytes, int],
+    contract: str,
+    topics: list[bytes],
+    data: bytes,
+    *,
+    what: str,
+    code: str,
+) -> None:
+    """Did transaction ``ref[0]``, mined in block ``ref[1]``, succeed and emit from ``contract`` a log
+    whose topics are ``topics`` and whose data starts with ``data``? Raise VerificationError if not."""
+    tx_hash, block_number = ref
+    try:
+        receipt = w3.eth.get_transaction_receipt(HexStr("0x" + tx_hash.hex()))
+    except (Web3Exception, OSError, ValueError) as exc:
+        raise VerificationError(
+            f"{what} transaction 0x{tx_hash.hex()} is not on this chain", code=code
+        ) from exc
+    if int(receipt["blockNumber"]) != block_number or int(receipt["status"]) != 1:
+        raise VerificationError(
+            f"{what} transaction 0x{tx_hash.hex()} is in block {receipt['blockNumber']}, not {block_number}",
+            code=code,
+        )
+    for log in receipt["logs"]:
+        if (
+            str(log["address"]).lower() == contract.lower()
+            and [bytes(t) for t in log["topics"]] == topics
+            and bytes(log["data"]).startswith(data)
+        ):
+            return
+    raise VerificationError(
+        f"{what} transaction 0x{tx_hash.hex()} did not record this bundle's claim", code=code
+    )
 
 
 def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
     """Verify a proof bundle against a chain endpoint. Returns None or raises VerificationError."""
-    size, root = check_proof(bundle)
+    size, root, leaf = _self_contained(bundle)
+    index = bundle["leaf_index"]
     anchor = bundle.get("anchor")
     if not isinstance(anchor, dict):
         raise VerificationError("anchor must be an object", code="malformed_bundle")
@@ -85,6 +185,9 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
     if not isinstance(contract_address, str) or not Web3.is_address(contract_address):
         raise VerificationError("anchor.contract must be an address", code="malformed_bundle")
     chain_id = _int(anchor.get("chain_id"), "anchor.chain_id")
+    anchor_ref = _tx_ref(anchor, "anchor")
+    leaf_record = bundle.get("leaf_record")
+    record = None if leaf_record is None else _tx_ref(leaf_record, "leaf_record")
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
     try:
         actual_chain = int(w3.eth.chain_id)
@@ -95,11 +198,7 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
             )
         contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=ANCHOR_VIEW_ABI)
         on_chain = bytes(contract.functions.rootAt(size).call())
-        recorded_leaf = (
-            bytes(contract.functions.leafAt(bundle["leaf_index"]).call())
-            if bundle.get("leaf_record")
-            else None
-        )
+        recorded_leaf = bytes(contract.functions.leafAt(index).call()) if record is not None else None
     except VerificationError:
         raise
     except (Web3Exception, OSError, ValueError) as exc:
@@ -115,11 +214,29 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
             expected=on_chain,
             calculated=root,
         )
-    if recorded_leaf is not None:
-        leaf = merkle.leaf_hash(canonical_json(bundle["entry"]))
+    _emitted(
+        w3,
+        anchor_ref,
+        contract_address,
+        [ANCHORED_TOPIC],
+        size.to_bytes(32, "big") + root,
+        what="the anchoring",
+        code="anchor_tx_mismatch",
+    )
+    if record is not None:
         if recorded_leaf != leaf:
             raise VerificationError(
-                f"the bundle claims a per-access record of leaf {bundle['leaf_index']} but the chain holds "
-                f"0x{recorded_leaf.hex()}",
+                f"the bundle claims a per-access record of leaf {index} but the chain holds "
+                f"0x{(recorded_leaf or b'').hex()}",
                 code="leaf_record_mismatch",
             )
+        _emitted(
+            w3,
+            record,
+            contract_address,
+            [LEAF_RECORDED_TOPIC, index.to_bytes(32, "big")],
+            leaf,
+            what="the per-access record",
+            code="leaf_record_mismatch",
+        )
+    _check_note(bundle.get("checkpoint_note"), size, root)

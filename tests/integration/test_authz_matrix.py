@@ -1,0 +1,378 @@
+"""Authorization matrix: every route of the app × every kind of caller × own / other's objects.
+
+The expectations are one table (:data:`MATRIX`). The routes are enumerated from ``app.routes``, so a
+route added without a row here fails :func:`test_every_route_has_a_matrix_row`. Columns:
+
+- ``registrar``, ``operator``, ``enterprise``, ``regulator``: one party of that kind;
+- ``provider``: the department that owns the resources (the *own* side of a request, grant, dispute
+  or log entry, as data provider); ``requester``: the department that asked for the data, filed
+  the dispute and is the accessor of the log entry (the other *own* side); ``outsider``: a
+  department with no part in any of it (*other's* objects).
+
+Each cell is ``OK`` (authorization passed: 2xx, or 409 when the object's state forbids the step), a
+403 with the exact error code (known caller, wrong role — the object's existence is no secret to
+it), or a 404 with the exact code (the object exists but must not leak to this caller). Without a
+token every non-public route answers 401 ``missing_token``; with an unknown one 401
+``invalid_token``. Public routes answer without a token.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from ledger.identity.id_number import make_id_number
+from ledger.identity.uscc import make_uscc
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from tests.support.world import BOOTSTRAP_TOKEN, World, access_event, build_world, request_body, resource_body
+
+CALLERS = ("registrar", "provider", "requester", "outsider", "operator", "enterprise", "regulator")
+
+OK = "ok"
+Cell = str | tuple[int, str]
+
+
+def F(code: str) -> tuple[int, str]:
+    """403: the caller is known and may know the object exists, but its role may not do this."""
+    return (403, code)
+
+
+def H(code: str) -> tuple[int, str]:
+    """404: the object exists, but its existence must not leak to this caller."""
+    return (404, code)
+
+
+PUBLIC = "public"
+SUBJECT = "subject"  # a data subject's token, not a party's
+ANY_PARTY: tuple[Cell, ...] = (OK,) * 7
+ROLE = F("forbidden_role")
+NPROV, NREQ, NREG, NFIL = F("not_provider"), F("not_requester"), F("not_registrar"), F("not_filer")
+NGRT, NREV = F("not_grantee"), F("not_authorized_to_revoke")
+HREQ, HGRT, HDIS = H("request_not_found"), H("grant_not_found"), H("dispute_not_found")
+HENT = H("entry_not_found")
+
+# fmt: off
+MATRIX: dict[tuple[str, str], str | tuple[Cell, ...]] = {
+    #                                                    regis. prov.  reqst. outsd. oper.  entpr. regul.
+    # public: no token needed
+    ("GET", "/healthz"):                                PUBLIC,
+    ("POST", "/rpc"):                                   PUBLIC,
+    ("GET", "/v1/purposes"):                            PUBLIC,
+    ("GET", "/openapi.json"):                           PUBLIC,
+    ("GET", "/docs"):                                   PUBLIC,
+    ("GET", "/docs/oauth2-redirect"):                   PUBLIC,
+    ("GET", "/redoc"):                                  PUBLIC,
+    # parties: the directory is open to every party; registration and suspension are the registrar's
+    ("POST", "/v1/parties"):                            (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE),
+    ("GET", "/v1/parties"):                             ANY_PARTY,
+    ("GET", "/v1/parties/me"):                          ANY_PARTY,
+    ("GET", "/v1/parties/{party_id}"):                  ANY_PARTY,
+    ("POST", "/v1/parties/{party_id}/suspend"):         (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE),
+    ("POST", "/v1/parties/{party_id}/reinstate"):       (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE),
+    # the log: checkpoints and proofs for every party; raw entries for auditors and the operator;
+    # gateway batches from the operator; a bundle for the accessor, its provider and the auditors
+    ("GET", "/v1/log/checkpoint"):                      ANY_PARTY,
+    ("GET", "/v1/log/proof/inclusion"):                 ANY_PARTY,
+    ("GET", "/v1/log/proof/consistency"):               ANY_PARTY,
+    ("GET", "/v1/log/entries"):                         (OK,    ROLE,  ROLE,  ROLE,  OK,    ROLE,  OK),
+    ("POST", "/v1/access-events"):                      (ROLE,  ROLE,  ROLE,  ROLE,  OK,    ROLE,  ROLE),
+    ("GET", "/v1/proofs/access/{index}"):               (OK,    OK,    OK,    HENT,  HENT,  HENT,  OK),
+    # the catalog: browsing for every party; publishing for departments (谁拥有谁定级); new versions
+    # and their signatures by the provider
+    ("POST", "/v1/resources"):                          (ROLE,  OK,    OK,    OK,    ROLE,  ROLE,  ROLE),
+    ("GET", "/v1/resources"):                           ANY_PARTY,
+    ("GET", "/v1/resources/{resource_id}"):             ANY_PARTY,
+    ("PUT", "/v1/resources/{resource_id}"):             (NPROV, OK,    NPROV, NPROV, NPROV, NPROV, NPROV),
+    ("POST", "/v1/resources/{resource_id}/signature"):  (NPROV, OK,    NPROV, NPROV, NPROV, NPROV, NPROV),
+    ("GET", "/v1/resources/{resource_id}/versions"):    ANY_PARTY,
+    # data sources: registered by the provider; seen by the provider and the supervisors
+    ("PUT", "/v1/resources/{resource_id}/source"):      (NPROV, OK,    NPROV, NPROV, NPROV, NPROV, NPROV),
+    ("GET", "/v1/resources/{resource_id}/source"):      (OK,    OK,    NPROV, NPROV, NPROV, NPROV, OK),
+    # the data gateway: only the grantee, under its grant (each refusal is itself logged)
+    ("GET", "/v1/data/{resource_id}"):                  (NGRT,  NGRT,  OK,    NGRT,  NGRT,  NGRT,  NGRT),
+    ("POST", "/v1/data/{resource_id}"):                 (NGRT,  NGRT,  OK,    NGRT,  NGRT,  NGRT,  NGRT),
+    # the data-subject tracker: the registrar issues tokens; reading takes the subject's own token
+    ("POST", "/v1/subjects/tokens"):                    (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE),
+    ("GET", "/v1/subjects/accesses"):                   SUBJECT,
+    ("GET", "/v1/subjects/accesses/{index}/bundle"):    SUBJECT,
+    # share requests: departments ask; each party lists its own; the two sides and auditors see one
+    ("POST", "/v1/share-requests"):                     (ROLE,  OK,    OK,    OK,    ROLE,  ROLE,  ROLE),
+    ("GET", "/v1/share-requests"):                      ANY_PARTY,
+    ("GET", "/v1/share-requests/{request_id}"):         (OK,    OK,    OK,    HREQ,  HREQ,  HREQ,  OK),
+    ("POST", "/v1/share-requests/{request_id}/signature"):
+                                                        (NREQ,  NREQ,  OK,    HREQ,  HREQ,  HREQ,  NREQ),
+    ("POST", "/v1/share-requests/{request_id}/decision"):
+                                                        (NPROV, OK,    NPROV, HREQ,  HREQ,  HREQ,  NPROV),
+    ("POST", "/v1/share-requests/{request_id}/decision/signature"):
+                                                        (NPROV, OK,    NPROV, HREQ,  HREQ,  HREQ,  NPROV),
+    ("POST", "/v1/share-requests/{request_id}/cosign"): (OK,    NREG,  NREG,  HREQ,  HREQ,  HREQ,  NREG),
+    ("POST", "/v1/share-requests/{request_id}/cosign/signature"):
+                                                        (OK,    NREG,  NREG,  HREQ,  HREQ,  HREQ,  NREG),
+    # grants: the two sides and auditors see one; it authorizes its grantee only; the provider or the
+    # registrar revokes
+    ("GET", "/v1/grants/{grant_id}"):                   (OK,    OK,    OK,    HGRT,  HGRT,  HGRT,  OK),
+    ("GET", "/v1/grants/{grant_id}/authorization"):     (NGRT,  NGRT,  OK,    HGRT,  HGRT,  HGRT,  NGRT),
+    ("POST", "/v1/grants/{grant_id}/revoke"):           (OK,    OK,    NREV,  HGRT,  HGRT,  HGRT,  NREV),
+    ("POST", "/v1/grants/{grant_id}/revoke/signature"): (OK,    OK,    NREV,  HGRT,  HGRT,  HGRT,  NREV),
+    # disputes (疑义数据校核): departments file; the filer, the provider and auditors see one; the
+    # filer signs its filing, the provider answers
+    ("POST", "/v1/disputes"):                           (ROLE,  OK,    OK,    OK,    ROLE,  ROLE,  ROLE),
+    ("GET", "/v1/disputes"):                            ANY_PARTY,
+    ("GET", "/v1/disputes/{dispute_id}"):               (OK,    OK,    OK,    HDIS,  HDIS,  HDIS,  OK),
+    ("POST", "/v1/disputes/{dispute_id}/signature"):    (NFIL,  NFIL,  OK,    HDIS,  HDIS,  HDIS,  NFIL),
+    ("POST", "/v1/disputes/{dispute_id}/answer"):       (NPROV, OK,    NPROV, HDIS,  HDIS,  HDIS,  NPROV),
+    ("POST", "/v1/disputes/{dispute_id}/answer/signature"):
+                                                        (NPROV, OK,    NPROV, HDIS,  HDIS,  HDIS,  NPROV),
+    # audit: the trail, the integrity audit and the alerts are the regulator's and the registrar's
+    ("GET", "/v1/audit/trail"):                         (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    ("POST", "/v1/audit/verify"):                       (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    ("GET", "/v1/audit/alerts"):                        (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+}
+# fmt: on
+
+# (method, path) -> the bug, for rows whose current behaviour is wrong in a file this test's owner may
+# not edit: the row still states the correct behaviour, and the test is a strict xfail naming the bug.
+KNOWN_WRONG: dict[tuple[str, str], str] = {}
+
+OK_STATUSES = {200, 201, 409}
+AUTHZ_CODES = {"missing_token", "invalid_token", "party_suspended", "forbidden_role"}
+_seq = itertools.count(1)
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path) the app serves, included routers expanded (HEAD, answered with GET, is
+    not a route of its own)."""
+    found: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        assert route.path is not None and route.methods, f"a route that is not HTTP: {route.original_route!r}"
+        found.update((method, route.path) for method in route.methods if method != "HEAD")
+    return found
+
+
+def _path_value(world: World, name: str, path: str = "") -> str:
+    if name == "resource_id" and (path.endswith("/source") or path.startswith("/v1/data/")):
+        return world.open_resource  # the resource with a data source and a grant
+    if name == "grant_id" and "/revoke" in path:
+        return world.revocable_grant
+    values = {
+        "party_id": world.ids["victim"],
+        "resource_id": world.resource,
+        "request_id": world.request,
+        "grant_id": world.grant,
+        "dispute_id": world.dispute,
+        "index": str(world.access_index),
+    }
+    return values[name]
+
+
+def _query(world: World, path: str) -> str:
+    return {
+        "/v1/log/proof/inclusion": "?index=0&tree_size=1",
+        "/v1/log/proof/consistency": "?first=1&second=1",
+        "/v1/log/entries": "?start=0&end=1",
+        "/v1/data/{resource_id}": f"?grant={world.grant}",
+    }.get(path, "")
+
+
+def _body(world: World, method: str, path: str) -> Any:
+    """A valid body for the route, so that only authorization can stop the request."""
+    n = next(_seq)
+    signature = {"signature": "0x" + "11" * 65}
+    bodies: dict[tuple[str, str], Any] = {
+        ("POST", "/rpc"): {"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []},
+        ("POST", "/v1/parties"): {"kind": "department", "name": f"新单位 {n}", "uscc": make_uscc(5000 + n)},
+        ("POST", "/v1/parties/{party_id}/suspend"): {"reason": "authorization matrix"},
+        ("POST", "/v1/access-events"): [
+            access_event(f"matrix-{n}", world.ids["requester"], world.ids["provider"])
+        ],
+        ("POST", "/v1/resources"): resource_body(f"GY-MATRIX-{n:04d}"),
+        ("PUT", "/v1/resources/{resource_id}"): resource_body("GY-HOSTILE-001"),
+        ("POST", "/v1/share-requests"): request_body(world.resource),
+        ("POST", "/v1/share-requests/{request_id}/signature"): signature,
+        ("POST", "/v1/share-requests/{request_id}/decision"): {"approve": False, "reason": "授权矩阵"},
+        ("POST", "/v1/share-requests/{request_id}/decision/signature"): signature,
+        ("POST", "/v1/grants/{grant_id}/revoke"): {"reason": "授权矩阵"},
+        ("POST", "/v1/disputes"): {"resource_id": world.resource, "reason": "授权矩阵"},
+        ("POST", "/v1/disputes/{dispute_id}/answer"): {"answer": "核实无误"},
+        ("POST", "/v1/resources/{resource_id}/signature"): signature,
+        ("POST", "/v1/share-requests/{request_id}/cosign/signature"): signature,
+        ("POST", "/v1/grants/{grant_id}/revoke/signature"): signature,
+        ("POST", "/v1/disputes/{dispute_id}/signature"): signature,
+        ("POST", "/v1/disputes/{dispute_id}/answer/signature"): signature,
+        ("PUT", "/v1/resources/{resource_id}/source"): {"kind": "csv", "location": world.source_location},
+        ("POST", "/v1/data/{resource_id}"): {"grant": world.grant},
+        ("POST", "/v1/subjects/tokens"): {"id_number": make_id_number("520103", date(1990, 1, 1), n % 1000)},
+    }
+    return bodies.get((method, path))
+
+
+def call(client: TestClient, world: World, method: str, path: str, headers: dict[str, str]) -> Any:
+    url = path
+    for name in ("party_id", "resource_id", "request_id", "grant_id", "dispute_id", "index"):
+        if "{" + name + "}" in url:
+            url = url.replace("{" + name + "}", _path_value(world, name, path))
+    url += _query(world, path)
+    body = _body(world, method, path)
+    return (
+        client.request(method, url, headers=headers, json=body)
+        if body is not None
+        else client.request(method, url, headers=headers)
+    )
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClient, World]]:
+    tmp: Path = tmp_path_factory.mktemp("authz")
+    settings = Settings(data_dir=tmp / "data", bootstrap_token=BOOTSTRAP_TOKEN, anchor_loop=False)
+    with Ledger.open(settings) as ledger, TestClient(create_app(settings, ledger=ledger)) as client:
+        yield client, build_world(client, ledger)
+
+
+def _error(r: Any) -> dict[str, Any]:
+    body = r.json()
+    assert set(body) == {"error"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    error: dict[str, Any] = body["error"]
+    return error
+
+
+def test_every_route_has_a_matrix_row(env: tuple[TestClient, World]) -> None:
+    client, _ = env
+    served = app_routes(client.app)  # type: ignore[arg-type]
+    missing = sorted(served - set(MATRIX))
+    stale = sorted(set(MATRIX) - served)
+    assert not missing, f"routes without an authorization-matrix row (add one to MATRIX): {missing}"
+    assert not stale, f"MATRIX rows for routes the app no longer serves: {stale}"
+
+
+def _matrix_params() -> list[Any]:
+    return [
+        pytest.param(
+            method,
+            path,
+            id=f"{method} {path}",
+            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[(method, path)])]
+            if (method, path) in KNOWN_WRONG
+            else [],
+        )
+        for method, path in sorted(MATRIX)
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), _matrix_params())
+def test_matrix(env: tuple[TestClient, World], method: str, path: str) -> None:
+    client, world = env
+    row = MATRIX[(method, path)]
+    if row == SUBJECT:
+        r = call(client, world, method, path, {})
+        assert r.status_code == 401 and _error(r)["code"] == "missing_token", r.text
+        for caller in (*CALLERS, "bad"):
+            token = world.tokens.get(caller, "st_not-a-token")
+            r = call(client, world, method, path, {"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401 and _error(r)["code"] == "invalid_subject_token", (
+                f"{caller}: {r.text}"
+            )
+        r = call(client, world, method, path, {"Authorization": f"Bearer {world.subject_token}"})
+        assert r.status_code == 200, r.text
+        return
+    if row == PUBLIC:
+        for headers in ({}, {"Authorization": "Bearer st_not-a-token"}, world.auth("enterprise")):
+            r = call(client, world, method, path, headers)
+            assert r.status_code == 200, f"public {method} {path} with {headers}: {r.status_code} {r.text}"
+        return
+    assert isinstance(row, tuple) and len(row) == len(CALLERS)
+    r = call(client, world, method, path, {})
+    assert r.status_code == 401 and _error(r)["code"] == "missing_token", r.text
+    assert r.headers["www-authenticate"] == "Bearer"
+    r = call(client, world, method, path, {"Authorization": "Bearer st_not-a-token"})
+    assert r.status_code == 401 and _error(r)["code"] == "invalid_token", r.text
+    r = call(client, world, method, path, {"Authorization": "Basic cmVnaXN0cmFyOnB3"})
+    assert r.status_code == 401 and _error(r)["code"] == "missing_token", r.text
+    # denials first, so that a permitted state change (a decision, a revocation) cannot mask one
+    cells = sorted(zip(CALLERS, row, strict=True), key=lambda c: c[1] == OK)
+    for caller, expected in cells:
+        r = call(client, world, method, path, world.auth(caller))
+        where = f"{method} {path} as {caller}"
+        if isinstance(expected, str):  # OK
+            assert r.status_code in OK_STATUSES, f"{where}: expected to pass, got {r.status_code} {r.text}"
+            if r.status_code >= 400:
+                assert _error(r)["code"] not in AUTHZ_CODES, f"{where}: {r.text}"
+        else:
+            status, code = expected
+            assert (r.status_code, _error(r)["code"] if r.status_code >= 400 else None) == (status, code), (
+                f"{where}: expected {status} {code}, got {r.status_code} {r.text}"
+            )
+
+
+# (/v1/proofs/access/{index} is not here: which log indices exist is public — the checkpoint gives the
+# log size to every party — so its 404 hides whose entry it is, not that it exists.)
+HIDDEN_KINDS = {
+    "/v1/share-requests/{request_id}": ("request_id", "0" * 32),
+    "/v1/grants/{grant_id}": ("grant_id", "0x" + "00" * 32),
+    "/v1/disputes/{dispute_id}": ("dispute_id", "0" * 32),
+}
+
+
+@pytest.mark.parametrize("path", sorted(HIDDEN_KINDS))
+def test_hidden_object_is_indistinguishable_from_a_missing_one(
+    env: tuple[TestClient, World], path: str
+) -> None:
+    """A 404 that hides an object must say exactly what the 404 of a missing object says."""
+    client, world = env
+    name, missing_value = HIDDEN_KINDS[path]
+    real = _path_value(world, name, path)
+    hidden = client.get(path.replace("{" + name + "}", real), headers=world.auth("outsider"))
+    missing = client.get(path.replace("{" + name + "}", missing_value), headers=world.auth("outsider"))
+    assert hidden.status_code == missing.status_code == 404
+    assert _error(hidden)["code"] == _error(missing)["code"]
+    assert _error(hidden)["message"].replace(real, "<id>") == _error(missing)["message"].replace(
+        missing_value, "<id>"
+    )
+    assert set(hidden.headers) - {"content-length"} == set(missing.headers) - {"content-length"}
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [("/v1/share-requests", "request"), ("/v1/disputes", "dispute")],
+)
+def test_lists_show_only_own_objects(env: tuple[TestClient, World], path: str, key: str) -> None:
+    client, world = env
+    wanted = getattr(world, key)
+    sees = {"registrar": True, "provider": True, "requester": True, "regulator": True}
+    for caller in CALLERS:
+        r = client.get(path, headers=world.auth(caller))
+        assert r.status_code == 200, r.text
+        listed = {item["id"] for item in r.json()}
+        assert (wanted in listed) is sees.get(caller, False), f"{path} as {caller}: {listed}"
+
+
+def test_suspended_party_is_refused_on_every_authenticated_route(env: tuple[TestClient, World]) -> None:
+    client, world = env
+    boot = world.auth("registrar")
+    created = client.post(
+        "/v1/parties", json={"kind": "department", "name": "停用单位", "uscc": make_uscc(4999)}, headers=boot
+    )
+    assert created.status_code == 201, created.text
+    token, party_id = created.json()["token"], created.json()["id"]
+    r = client.post(f"/v1/parties/{party_id}/suspend", json={"reason": "数据泄露调查"}, headers=boot)
+    assert r.status_code == 200, r.text
+    try:
+        for (method, path), row in sorted(MATRIX.items()):
+            if row in (PUBLIC, SUBJECT):
+                continue
+            r = call(client, world, method, path, {"Authorization": f"Bearer {token}"})
+            assert r.status_code == 403 and _error(r)["code"] == "party_suspended", (
+                f"{method} {path}: {r.text}"
+            )
+    finally:
+        assert client.post(f"/v1/parties/{party_id}/reinstate", headers=boot).status_code == 200

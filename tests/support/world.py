@@ -1,0 +1,202 @@
+"""A small seeded world for hostile-input tests: one party of every kind, catalog entries with a data
+source, a pending and two granted share requests, a dispute, a data subject's token and an anchored
+access event about that subject — built through the real API on the real embedded chain, so every
+route has a real object to be asked about.
+
+Parties (``World.tokens`` keys): ``registrar`` (bootstrap), ``provider`` (department owning the
+resources), ``requester`` (department that requested them and filed the dispute), ``outsider``
+(department with no part in any of it), ``operator``, ``enterprise``, ``regulator``, and ``victim``
+(a department that exists only to be suspended and reinstated).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from ledger.identity.id_number import make_id_number
+from ledger.identity.uscc import make_uscc
+from ledger.runtime import Ledger
+
+BOOTSTRAP_TOKEN = "st_hostile-registrar-token"
+PARTY_KINDS = {
+    "provider": "department",
+    "requester": "department",
+    "outsider": "department",
+    "operator": "operator",
+    "enterprise": "enterprise",
+    "regulator": "regulator",
+    "victim": "department",
+}
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+@dataclass
+class World:
+    tokens: dict[str, str]
+    ids: dict[str, str]
+    resource: str  # conditional, level 2, by ``provider``
+    open_resource: str  # unconditional, level 1, by ``provider``
+    request: str  # pending, ``requester`` on ``resource``
+    granted_request: str  # granted automatically, ``requester`` on ``open_resource`` (has a data source)
+    grant: str  # of ``granted_request``: for reading and for data access
+    revocable_grant: str  # another grant of the same kind, for the revocation routes
+    dispute: str  # filed by ``requester`` on ``resource``
+    subject_token: str  # a data subject's token (issued by the registrar)
+    source_location: str  # the CSV file registered as ``open_resource``'s data source
+    access_index: int  # anchored event about that subject, by ``requester`` of ``provider``'s data
+
+    def auth(self, who: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[who]}"}
+
+
+def resource_body(code: str, share_type: str = "conditional", level: int = 2) -> dict[str, Any]:
+    return {
+        "code": code,
+        "name": f"资源 {code}",
+        "format": "table",
+        "share_type": share_type,
+        "open_type": "none",
+        "level": level,
+        "update_frequency": "monthly",
+        "legal_basis": "《贵州省大数据发展应用促进条例》",
+        "fields": [{"name": "name", "sensitive": True, "masking": "name"}, {"name": "district"}],
+    }
+
+
+def request_body(resource_id: str) -> dict[str, Any]:
+    return {
+        "resource_id": resource_id,
+        "purpose": {"code": "employment_service", "text": "就业困难人员认定"},
+        "legal_basis": "《就业促进法》第五十二条",
+        "scope": {
+            "fields": ["district", "name"],
+            "valid_from": NOW.isoformat(),
+            "valid_until": (NOW + timedelta(days=365)).isoformat(),
+            "mode": "masked",
+            "max_records": 500,
+            "max_accesses": 50,
+        },
+    }
+
+
+def access_event(
+    event_id: str, accessor: str, provider: str, subjects: list[str] | None = None
+) -> dict[str, Any]:
+    return {
+        "event_id": event_id,
+        "accessor": accessor,
+        "provider": provider,
+        "resource": "GY-HOSTILE-001",
+        "purpose": "employment_service",
+        "fields": ["name"],
+        "mode": "masked",
+        "record_count": 3,
+        "time": (NOW - timedelta(minutes=1)).isoformat(),
+        "gateway": "exchange-platform-1",
+        "subjects": subjects or [],
+    }
+
+
+def _ok(response: Any, status: int = 201) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def build_world(client: TestClient, ledger: Ledger, *, uscc_base: int = 900) -> World:
+    """Seed the world through the API (``client`` must be open on an app whose bootstrap token is
+    :data:`BOOTSTRAP_TOKEN`); anchors the log once so proof bundles can be served."""
+    sources = ledger.settings.source_root_paths[0]
+    sources.mkdir(parents=True, exist_ok=True)
+    _write_source(sources / "hostile.csv")
+    boot = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+    tokens = {"registrar": BOOTSTRAP_TOKEN}
+    ids = {"registrar": _ok(client.get("/v1/parties/me", headers=boot), 200)["id"]}
+    for n, (who, kind) in enumerate(PARTY_KINDS.items()):
+        created = _ok(
+            client.post(
+                "/v1/parties",
+                json={"kind": kind, "name": f"{who} 单位", "uscc": make_uscc(uscc_base + n)},
+                headers=boot,
+            )
+        )
+        tokens[who], ids[who] = created["token"], created["id"]
+    auth = {who: {"Authorization": f"Bearer {token}"} for who, token in tokens.items()}
+    resource = _ok(
+        client.post("/v1/resources", json=resource_body("GY-HOSTILE-001"), headers=auth["provider"])
+    )
+    open_resource = _ok(
+        client.post(
+            "/v1/resources",
+            json=resource_body("GY-HOSTILE-002", "unconditional", 1),
+            headers=auth["provider"],
+        )
+    )
+    source = client.put(
+        f"/v1/resources/{open_resource['id']}/source",
+        json={"kind": "csv", "location": str(sources / "hostile.csv")},
+        headers=auth["provider"],
+    )
+    assert source.status_code == 200, source.text
+    pending = _ok(
+        client.post("/v1/share-requests", json=request_body(resource["id"]), headers=auth["requester"])
+    )
+    assert pending["status"] == "pending", pending
+    granted = _ok(
+        client.post("/v1/share-requests", json=request_body(open_resource["id"]), headers=auth["requester"])
+    )
+    assert granted["status"] == "granted" and granted["grant_id"], granted
+    revocable = _ok(
+        client.post("/v1/share-requests", json=request_body(open_resource["id"]), headers=auth["requester"])
+    )
+    assert revocable["status"] == "granted" and revocable["grant_id"], revocable
+    dispute = _ok(
+        client.post(
+            "/v1/disputes",
+            json={"resource_id": resource["id"], "reason": "district 字段与民政台账不一致"},
+            headers=auth["requester"],
+        )
+    )
+    subject = _ok(
+        client.post(
+            "/v1/subjects/tokens",
+            json={"id_number": make_id_number("520102", date(1980, 5, 17), 21)},
+            headers=boot,
+        )
+    )
+    recorded = client.post(
+        "/v1/access-events",
+        json=[access_event("hostile-access-1", ids["requester"], ids["provider"], [subject["subject"]])],
+        headers=auth["operator"],
+    )
+    assert recorded.status_code == 201, recorded.text
+    index = int(recorded.json()[0]["index"])
+    assert ledger.anchorer.anchor_once() is not None
+    return World(
+        tokens=tokens,
+        ids=ids,
+        resource=resource["id"],
+        open_resource=open_resource["id"],
+        request=pending["id"],
+        granted_request=granted["id"],
+        grant=granted["grant_id"],
+        revocable_grant=revocable["grant_id"],
+        dispute=dispute["id"],
+        subject_token=subject["token"],
+        source_location=str(sources / "hostile.csv"),
+        access_index=index,
+    )
+
+
+def _write_source(path: Path) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["name", "district"])
+        writer.writeheader()
+        for n, district in enumerate(("云岩区", "南明区", "观山湖区", "花溪区", "乌当区", "白云区")):
+            writer.writerow({"name": f"居民{n}", "district": district})
