@@ -151,6 +151,9 @@ def install(app: FastAPI) -> None:
         if isinstance(access_event, int):  # a refused access: it is in the log at this index
             headers = {**(headers or {}), "X-Access-Event": str(access_event)}
             extra["access_event"] = access_event
+        typed_data = exc.details.get("typed_data")
+        if exc.code == "stale_nonce" and isinstance(typed_data, dict):  # the re-issued document to sign
+            extra["typed_data"] = typed_data
         return error_response(status, exc.code, exc.message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)

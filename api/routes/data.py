@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import CurrentParty, LedgerDep
 from ledger.errors import InvalidInput
@@ -127,18 +127,23 @@ def get_data(
             raise InvalidInput("filter must be a JSON object", code="invalid_row_filter") from exc
         if not isinstance(row_filter, dict):
             raise InvalidInput("filter must be a JSON object", code="invalid_row_filter")
-    access = AccessIn(
-        grant=grant,
-        fields=_split(fields),
-        filter=row_filter,
-        limit=limit,
-        group_by=_split(group_by) or [],
-        metrics=_split(metrics) or ["count"],
-        subjects=_split(subjects) or [],
-        key=key,
-        purpose=purpose,
-        format=format,
-    )
+    try:
+        access = AccessIn(
+            grant=grant,
+            fields=_split(fields),
+            filter=row_filter,
+            limit=limit,
+            group_by=_split(group_by) or [],
+            metrics=_split(metrics) or ["count"],
+            subjects=_split(subjects) or [],
+            key=key,
+            purpose=purpose,
+            format=format,
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "query"
+        raise InvalidInput(f"{where}: {first.get('msg')}", code="validation_failed") from None
     delivery = ledger.gateway.access(caller, resource_id, access.request(_wants_ndjson(request)))
     return _respond(delivery)
 

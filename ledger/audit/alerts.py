@@ -115,8 +115,13 @@ class AlertService:
     ) -> dict[str, Any]:
         if caller.kind not in (PartyKind.REGULATOR, PartyKind.REGISTRAR):
             raise Forbidden("alerts are for the regulator and the registrar", code="forbidden_role")
-        until = until or datetime.now(UTC)
-        since = since or until - timedelta(days=7)
+        try:
+            until = (until or datetime.now(UTC)).astimezone(UTC)
+            since = (since or until - timedelta(days=7)).astimezone(UTC)
+        except OverflowError:
+            raise InvalidInput(
+                "the window lies outside the calendar's range", code="invalid_time_range"
+            ) from None
         if since >= until or until - since > timedelta(days=MAX_WINDOW_DAYS):
             raise InvalidInput(
                 f"the window must be positive and at most {MAX_WINDOW_DAYS} days", code="invalid_time_range"

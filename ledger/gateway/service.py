@@ -207,7 +207,7 @@ class GatewayService:
         try:
             return self._deliver(caller, resource, fields, terms, req)
         except Denied as denied:
-            requested = [f[:64] for f in (req.fields or terms.fields)][:256]
+            requested = [f[:64] for f in (req.fields or terms.fields) if f][:256]
             index = self._log_denied_terms(caller, resource, terms, requested, denied)
             raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
 
@@ -519,7 +519,7 @@ class GatewayService:
             kind=EventKind.DENIED,
             purpose=purpose,
             grant=req.grant[:80] if req.grant else None,
-            fields=[f[:64] for f in (req.fields or [])][:256],
+            fields=[f[:64] for f in (req.fields or []) if f][:256],
             mode=AccessMode.RAW,
             reason=denied.reason,
         )

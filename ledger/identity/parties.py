@@ -13,6 +13,7 @@ import hashlib
 import secrets
 import threading
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -83,6 +84,8 @@ class PartyService:
         name = new.name.strip()
         if not name:
             raise InvalidInput("name must not be empty", code="invalid_name")
+        if any(unicodedata.category(ch) == "Cc" for ch in name):
+            raise InvalidInput("name must not contain control characters", code="invalid_name")
         pid = party_id or uuid.uuid4().hex
         if new.address is not None:
             if not Web3.is_address(new.address):

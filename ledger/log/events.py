@@ -89,7 +89,12 @@ class AccessEvent(BaseModel):
     def _time(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("time must carry a timezone (e.g. 2026-01-01T08:00:00Z)")
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("time is outside the calendar's range") from None
+        if value.year < 1970:
+            raise ValueError("time must not be before 1970")
         if value > datetime.now(UTC) + MAX_CLOCK_SKEW:
             raise ValueError("time is in the future")
         return value

@@ -66,6 +66,19 @@ class Scope:
     max_accesses: int = 100
     row_filter: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # The contract keeps validity as uint64 epoch seconds; dates before 1970 or near year 9999 are
+        # refused here (they would also overflow timezone arithmetic).
+        for name, value in (("valid_from", self.valid_from), ("valid_until", self.valid_until)):
+            if value.tzinfo is None:
+                raise InvalidInput(f"{name} must carry a timezone", code="invalid_window")
+            try:
+                year = value.astimezone(UTC).year
+            except OverflowError:
+                year = 0
+            if not 1970 <= year <= 9998:
+                raise InvalidInput(f"{name} must lie between 1970 and 9998", code="invalid_window")
+
     def as_json(self) -> dict[str, Any]:
         return {
             "fields": sorted(self.fields),

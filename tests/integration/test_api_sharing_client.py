@@ -476,7 +476,9 @@ def test_every_client_document_is_reissued_after_a_stale_nonce(env: dict[str, An
     assert post_signature(env, "provider", answer).json()["new_version"] == 2
     r = post_signature(env, "provider", version)
     err(r, 409, "stale_nonce")
+    reissued = r.json()["error"].get("typed_data")
     fresh = c.get(f"/v1/resources/{rid}", headers=provider["auth"]).json()
+    assert reissued is None or reissued == fresh["typed_data"]  # the error carries it when it can
     assert fresh["version"] == 2 and fresh["pending_version"] == 3
     assert fresh["typed_data"]["message"]["nonce"] == version["typed_data"]["message"]["nonce"] + 1
     assert fresh["typed_data"]["message"]["version"] == 3

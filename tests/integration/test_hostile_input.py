@@ -11,7 +11,7 @@
 - real HTTP (uvicorn): a huge Content-Length is answered before any body byte is sent, and an
   unfinished chunked body as soon as it passes the limit.
 
-Bugs found here in files owned by others are strict xfails naming the file.
+Bugs found here were fixed where they lived; each test now pins the fix.
 """
 
 from __future__ import annotations
@@ -319,12 +319,6 @@ def test_other_hostile_shapes(env: tuple[TestClient, World]) -> None:
     assert client.get("/healthz").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/log/events.py AccessEvent._time: value.astimezone(UTC) raises OverflowError (not a "
-    "ValueError, so pydantic does not turn it into a validation error) for a time near year 1 with a "
-    "positive offset: POST /v1/access-events answers 500 instead of 422",
-)
 def test_access_event_time_at_the_edge_of_the_calendar(env: tuple[TestClient, World]) -> None:
     client, world = env
     event = {
@@ -338,12 +332,6 @@ def test_access_event_time_at_the_edge_of_the_calendar(env: tuple[TestClient, Wo
 EDGE_TIMES = ("0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-05:00")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/sharing/requests.py Scope.as_json/_iso: value.astimezone(UTC) raises OverflowError for a "
-    "validity window at the edge of the calendar (0001-01-01T00:00+05:00, 9999-12-31T23:59:59-05:00): "
-    "POST /v1/share-requests answers 500 instead of 422",
-)
 @pytest.mark.parametrize(("bound", "edge"), [("valid_from", EDGE_TIMES[0]), ("valid_until", EDGE_TIMES[1])])
 def test_share_request_window_at_the_edge_of_the_calendar(
     env: tuple[TestClient, World], bound: str, edge: str
@@ -355,24 +343,12 @@ def test_share_request_window_at_the_edge_of_the_calendar(
     assert 400 <= r.status_code < 500 and r.json()["error"]["code"], r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/audit/alerts.py AlertService.evaluate: the window bound is shifted with datetime "
-    "arithmetic that overflows at the edge of the calendar: GET /v1/audit/alerts?until=0001-01-01T00:00:00Z "
-    "answers 500 instead of 422 (found by schemathesis)",
-)
 def test_audit_alerts_window_at_the_edge_of_the_calendar(env: tuple[TestClient, World]) -> None:
     client, world = env
     r = client.get("/v1/audit/alerts?until=0001-01-01T00:00:00Z", headers=world.auth("regulator"))
     assert 400 <= r.status_code < 500 and r.json()["error"]["code"], r.text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/routes/data.py get_data: the query's comma-separated lists are validated by building "
-    "AccessIn inside the handler, so a pydantic ValidationError (a field or group_by name over 64 "
-    "characters, more than 256 fields, ...) escapes as a 500 instead of a 422 (found by schemathesis)",
-)
 @pytest.mark.parametrize(
     "query", ["fields=" + "f" * 65, "group_by=" + "g" * 65, "fields=" + ",".join(["f"] * 300)]
 )
@@ -384,12 +360,6 @@ def test_data_query_lists_over_their_limits(env: tuple[TestClient, World], query
     _err(r, 422, "validation_failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/gateway/service.py _event/_log_denied: a refused access is logged as an AccessEvent "
-    "built from the requested fields; an empty field name fails AccessEvent's validation inside the "
-    "service, so POST /v1/data/{id} with fields [''] answers 500 instead of 403/422 (found by schemathesis)",
-)
 def test_data_access_with_an_empty_field_name(env: tuple[TestClient, World]) -> None:
     client, world = env
     r = client.post(
@@ -436,12 +406,6 @@ def test_the_body_that_used_to_kill_the_server(fresh: TestClient, registrar_head
     assert fresh.get("/healthz").status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ledger/identity/parties.py _insert: a party name with C0 control characters (here an ANSI "
-    "escape sequence) is accepted and later printed by the CLI and logs (terminal/log injection); it "
-    "should be refused with 422 invalid_name",
-)
 def test_party_name_with_control_characters(fresh: TestClient, registrar_headers: dict[str, str]) -> None:
     body = {"kind": "department", "name": "贵阳\x1b[2J\x1b[31m市", "uscc": make_uscc(42)}
     _err(fresh.post("/v1/parties", json=body, headers=registrar_headers), 422, "invalid_name")

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import hypothesis
-import pydantic
 import pytest
 import requests
 import schemathesis
@@ -32,7 +31,6 @@ from hypothesis import strategies as st
 from schemathesis import GenerationMode
 
 from api.app import create_app
-from api.routes.data import AccessIn
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 from tests.support.live import serve
@@ -43,7 +41,6 @@ HTTP_METHODS = ("get", "put", "post", "delete", "patch")
 FAST_EXAMPLES = 15
 SLOW_EXAMPLES = 300
 CALLERS = ("registrar", "requester")  # a registrar's token and a department's
-LIST_PARAMS = ("fields", "group_by", "metrics", "subjects")
 
 
 def _operations() -> list[tuple[str, str]]:
@@ -123,32 +120,6 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def known_bug(case: Any) -> str | None:
-    """Inputs that hit a bug already pinned by a strict xfail in test_hostile_input.py (in a file this
-    test's owner may not edit): skipped here so the fuzz keeps looking for new ones."""
-    body = case.body if isinstance(case.body, dict | list) else None
-    query = case.query if isinstance(case.query, dict) else {}
-    if any(s.startswith(("0001-01-01", "9999-12-31")) for s in _strings([body, query])):
-        return "test_*_at_the_edge_of_the_calendar"
-    if case.path == "/v1/data/{resource_id}" and isinstance(body, dict):
-        fields = body.get("fields")
-        if isinstance(fields, list) and "" in fields:
-            return "test_data_access_with_an_empty_field_name"
-    if case.method == "GET" and case.path == "/v1/data/{resource_id}" and not _valid_data_query(query):
-        return "test_data_query_lists_over_their_limits"
-    return None
-
-
-def _valid_data_query(query: dict[str, Any]) -> bool:
-    """Would api/routes/data.py's AccessIn accept the lists split out of this query?"""
-    split = {k: [v.strip() for v in str(query[k]).split(",") if v.strip()] for k in LIST_PARAMS if k in query}
-    try:
-        AccessIn.model_validate({k: v for k, v in split.items() if v})
-    except pydantic.ValidationError:
-        return False
-    return True
-
-
 def _check(case: Any, response: requests.Response) -> None:
     where = f"{case.method} {case.formatted_path}"
     curl = case.as_curl_command()
@@ -189,7 +160,6 @@ def fuzz(target: Target, method: str, path: str, caller: str, *, examples: int, 
     )
     @hypothesis.given(case=st.one_of(strategies))
     def run(case: Any) -> None:
-        hypothesis.assume(known_bug(case) is None)
         try:
             response = case.call(base_url=target.url, session=target.session, headers=headers, timeout=120)
         except requests.ConnectionError as exc:
