@@ -94,7 +94,7 @@ class Ledger:
         self.disputes = DisputeService(sharing)
         self.gateway = gateway
         self.subjects = subjects
-        self.trail = TrailService(store=store, subject_key=gateway.subject_key)
+        self.trail = TrailService(store=store, hash_subject=subjects.hash_of)
         self.alerts = AlertService(
             store=store,
             thresholds=Thresholds(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,6 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 
 from ledger.errors import Forbidden, InvalidInput
-from ledger.gateway.masking import subject_hash
-from ledger.identity.id_number import validate_id_number
 from ledger.log.events import AccessMode, EventKind
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, LogSubject, Party, Resource
@@ -70,9 +68,9 @@ class TrailQuery:
 
 
 class TrailService:
-    def __init__(self, *, store: Store, subject_key: bytes) -> None:
+    def __init__(self, *, store: Store, hash_subject: Callable[[str], str]) -> None:
         self.store = store
-        self.subject_key = subject_key
+        self.hash_subject = hash_subject  # an ID number -> its keyed hash (SubjectService.hash_of)
 
     def _statement(self, q: TrailQuery) -> Select[int, bytes]:
         stmt = select(LogEntry.idx, LogEntry.entry)
@@ -109,8 +107,7 @@ class TrailService:
                 return bytes.fromhex(value[2:])
             except ValueError:
                 pass
-        digest = subject_hash(self.subject_key, validate_id_number(value))
-        return bytes.fromhex(digest[2:])
+        return bytes.fromhex(self.hash_subject(value)[2:])
 
     def query(self, caller: Party, q: TrailQuery) -> dict[str, Any]:
         _check(caller)
@@ -121,7 +118,7 @@ class TrailService:
         with self.store.read() as session:
             rows = session.execute(self._statement(q).limit(q.limit + 1)).all()
             page = [(int(idx), json.loads(entry)) for idx, entry in rows[: q.limit]]
-            names = self._names(session, page)
+            names = display_names(session, page)
         items = [_row(idx, e, names) for idx, e in page]
         more = len(rows) > q.limit
         return {"items": items, "next_before": items[-1]["index"] if more and items else None}
@@ -134,7 +131,7 @@ class TrailService:
         with self.store.read() as session:
             rows = session.execute(self._statement(q).limit(q.limit)).all()
             page = [(int(idx), json.loads(entry)) for idx, entry in rows]
-            names = self._names(session, page)
+            names = display_names(session, page)
         out = io.StringIO()
         out.write("\ufeff")
         writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -155,17 +152,16 @@ class TrailService:
             )
         return out.getvalue()
 
-    @staticmethod
-    def _names(session: Any, page: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, str]:
-        parties = {e.get("accessor") for _, e in page} | {e.get("provider") for _, e in page}
-        resources = {e.get("resource") for _, e in page}
-        names: dict[str, str] = dict(
-            session.execute(select(Party.id, Party.name).where(Party.id.in_(parties))).all()
-        )
-        names.update(
-            session.execute(select(Resource.id, Resource.name).where(Resource.id.in_(resources))).all()
-        )
-        return names
+
+def display_names(session: Any, entries: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, str]:
+    """Names of the parties and resources that log entries mention, in two queries."""
+    parties = {e.get("accessor") for _, e in entries} | {e.get("provider") for _, e in entries}
+    resources = {e.get("resource") for _, e in entries}
+    names: dict[str, str] = dict(
+        session.execute(select(Party.id, Party.name).where(Party.id.in_(parties))).all()
+    )
+    names.update(session.execute(select(Resource.id, Resource.name).where(Resource.id.in_(resources))).all())
+    return names
 
 
 def _check(caller: Party) -> None:

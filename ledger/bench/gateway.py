@@ -11,6 +11,7 @@ overhead column is what mediation adds. The issue's target: ≤ 20 % on a 1,000-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -171,7 +172,7 @@ def _run(
     results: list[CaseResult] = []
     for label, mode, fields, req, baseline, per_access in cases:
         gid = grant(mode, fields)
-        request = AccessRequest(**{**req.__dict__, "grant": gid})
+        request = dataclasses.replace(req, grant=gid)
         reps = n if per_access <= 1000 else max(3, n // 50)
         progress(f"{label}: {reps} accesses")
         ledger.gateway.access(user, resource.id, request)  # warm the grant cache and the source engine

@@ -6,8 +6,8 @@ mode, caps) come from the store and are used only if they hash to the on-chain `
 operator who edits a scope in the database gets ``scope_mismatch``, not wider access.
 
 Chain reads are cached for ``SHARETRAIL_GRANT_CACHE_SECONDS`` (a view call per access would cost
-more than the access). A revocation is seen at once: by this process because ``invalidate`` is
-called, and by every process because the store's ``revoked_tx`` is read on each access.
+more than the access). A revocation is seen at once by every process all the same: the store's
+``revoked_tx`` is read on each access (and drops the cached chain read).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ class GrantView:
     max_accesses: int
     valid_from: int
     valid_until: int
-    revoked: bool
 
 
 @dataclass
@@ -155,7 +154,6 @@ class GrantChecker:
             max_accesses=int(max_accesses),
             valid_from=int(valid_from),
             valid_until=int(valid_until),
-            revoked=False,
         )
 
 

@@ -26,7 +26,7 @@ import json
 import socket
 import tempfile
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -201,15 +201,20 @@ class GatewayService:
         fields = catalog_fields(resource)
         try:
             terms = self._terms(caller, resource, fields, req)
-        except Denied as denied:
-            index = self._log_denied(caller, resource, req, denied)
-            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+        except Denied as denied:  # no terms yet: the attempt is logged with what the caller named
+            raise self._refuse(
+                caller,
+                resource,
+                denied,
+                purpose=(req.purpose or "unspecified")[:64],
+                grant=req.grant[:80] if req.grant else None,
+                fields=req.fields or [],
+                mode=AccessMode.RAW,
+            ) from None
         try:
             return self._deliver(caller, resource, fields, terms, req)
         except Denied as denied:
-            requested = [f[:64] for f in (req.fields or terms.fields) if f][:256]
-            index = self._log_denied_terms(caller, resource, terms, requested, denied)
-            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+            raise self._refuse_under(caller, resource, terms, req.fields or terms.fields, denied) from None
 
     def _terms(
         self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
@@ -420,7 +425,7 @@ class GatewayService:
         )
 
     # -- logging ----------------------------------------------------------------------------------
-    def _event(
+    def _entry(
         self,
         caller: Party,
         resource: Resource,
@@ -428,40 +433,51 @@ class GatewayService:
         kind: EventKind,
         purpose: str,
         grant: str | None,
-        fields: list[str],
+        fields: Sequence[str],
         mode: AccessMode,
         count: int = 0,
         query_hash: str | None = None,
         result_hash: str | None = None,
-        subjects: Sequence[str] = (),
+        subjects: Collection[str] = (),
         reason: str | None = None,
-    ) -> tuple[str, dict[str, Any]]:
-        event_id = f"gw:{uuid.uuid4().hex}"
+    ) -> NewEntry:
+        """The log entry of one access or refusal; more subject hashes than fit inline go to the
+        subject index only, with their digest in the entry."""
         ordered = sorted(subjects)
+        inline = len(ordered) <= INLINE_SUBJECTS
         event = AccessEvent(
-            event_id=event_id,
+            event_id=f"gw:{uuid.uuid4().hex}",
             kind=kind,
             accessor=caller.id,
             provider=resource.provider_id,
             resource=resource.id,
             grant=grant,
             purpose=purpose,
-            fields=fields[:256],
+            fields=[f[:64] for f in fields if f][:256],
             mode=mode,
             record_count=count,
             query_hash=query_hash,
             result_hash=result_hash,
-            subjects=ordered if len(ordered) <= INLINE_SUBJECTS else [],
+            subjects=ordered if inline else [],
             time=datetime.now(UTC),
             gateway=self.name,
             reason=reason,
             level=resource.level,
         )
         leaf = event.leaf(recorded_by=self.name)
-        if len(ordered) > INLINE_SUBJECTS:
+        if not inline:
             leaf["subject_count"] = len(ordered)
             leaf["subjects_digest"] = "0x" + hashlib.sha256("".join(ordered).encode()).hexdigest()
-        return event_id, leaf
+        return NewEntry(
+            event_id=event.event_id,
+            kind=kind.value,
+            time=event.time,
+            event=leaf,
+            accessor=caller.id,
+            resource=resource.id,
+            onchain=kind is EventKind.ACCESS and resource.level in self.log.onchain_levels,
+            subjects=None if inline else tuple(ordered),
+        )
 
     def _log_access(
         self,
@@ -474,83 +490,65 @@ class GatewayService:
         count: int,
         subjects: set[str],
     ) -> tuple[str, int]:
-        query_hash = "0x" + hashlib.sha256(canonical_json(query)).hexdigest()
-        grant_id = terms.grant.grant_id if terms.grant else None
-        event_id, leaf = self._event(
+        entry = self._entry(
             caller,
             resource,
             kind=EventKind.ACCESS,
             purpose=terms.purpose,
-            grant=grant_id,
+            grant=terms.grant.grant_id if terms.grant else None,
             fields=fields,
             mode=terms.mode,
             count=count,
-            query_hash=query_hash,
+            query_hash="0x" + hashlib.sha256(canonical_json(query)).hexdigest(),
             result_hash=result_hash,
-            subjects=sorted(subjects),
+            subjects=subjects,
         )
         guard = _usage_guard(terms.grant) if terms.grant else None
-        entry = NewEntry(
-            event_id=event_id,
-            kind=EventKind.ACCESS.value,
-            time=datetime.now(UTC),
-            event=leaf,
-            accessor=caller.id,
-            resource=resource.id,
-            onchain=resource.level in self.log.onchain_levels,
-            subjects=tuple(sorted(subjects)) if len(subjects) > INLINE_SUBJECTS else None,
-        )
         try:
             (appended,) = self.log.record([entry], guard=guard)
-        except Denied as denied:
-            index = self._log_denied_terms(caller, resource, terms, fields, denied)
-            raise AccessDenied(denied.message, code=denied.reason, access_event=index) from None
+        except Denied as denied:  # the cap, found inside the append transaction (rolled back)
+            raise self._refuse_under(caller, resource, terms, fields, denied) from None
         if self.after_log is not None:
             self.after_log(appended.index)
-        return event_id, appended.index
+        return entry.event_id, appended.index
 
-    def _log_denied(self, caller: Party, resource: Resource, req: AccessRequest, denied: Denied) -> int:
-        purpose = "unspecified"
-        if req.purpose:
-            purpose = req.purpose[:64]
-        event_id, leaf = self._event(
+    def _refuse_under(
+        self, caller: Party, resource: Resource, terms: _Terms, fields: Sequence[str], denied: Denied
+    ) -> AccessDenied:
+        return self._refuse(
             caller,
             resource,
-            kind=EventKind.DENIED,
-            purpose=purpose,
-            grant=req.grant[:80] if req.grant else None,
-            fields=[f[:64] for f in (req.fields or []) if f][:256],
-            mode=AccessMode.RAW,
-            reason=denied.reason,
-        )
-        return self._append_denied(caller, resource, event_id, leaf)
-
-    def _log_denied_terms(
-        self, caller: Party, resource: Resource, terms: _Terms, fields: list[str], denied: Denied
-    ) -> int:
-        event_id, leaf = self._event(
-            caller,
-            resource,
-            kind=EventKind.DENIED,
+            denied,
             purpose=terms.purpose,
             grant=terms.grant.grant_id if terms.grant else None,
             fields=fields,
             mode=terms.mode,
+        )
+
+    def _refuse(
+        self,
+        caller: Party,
+        resource: Resource,
+        denied: Denied,
+        *,
+        purpose: str,
+        grant: str | None,
+        fields: Sequence[str],
+        mode: AccessMode,
+    ) -> AccessDenied:
+        """Log the refused attempt (kind ``denied`` with its reason); the error to raise names its index."""
+        entry = self._entry(
+            caller,
+            resource,
+            kind=EventKind.DENIED,
+            purpose=purpose,
+            grant=grant,
+            fields=fields,
+            mode=mode,
             reason=denied.reason,
         )
-        return self._append_denied(caller, resource, event_id, leaf)
-
-    def _append_denied(self, caller: Party, resource: Resource, event_id: str, leaf: dict[str, Any]) -> int:
-        entry = NewEntry(
-            event_id=event_id,
-            kind=EventKind.DENIED.value,
-            time=datetime.now(UTC),
-            event=leaf,
-            accessor=caller.id,
-            resource=resource.id,
-        )
         (appended,) = self.log.record([entry])
-        return appended.index
+        return AccessDenied(denied.message, code=denied.reason, access_event=appended.index)
 
 
 def _usage_guard(grant: GrantView) -> Any:

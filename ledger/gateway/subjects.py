@@ -17,13 +17,14 @@ from typing import Any
 from sqlalchemy import select
 
 from ledger import purposes
+from ledger.audit.trail import display_names
 from ledger.errors import Forbidden, InvalidInput, NotFound, Unauthorized
 from ledger.gateway.masking import subject_hash
 from ledger.identity.id_number import validate_id_number
 from ledger.identity.parties import new_token
 from ledger.log.service import LogService
 from ledger.store.db import Store
-from ledger.store.models import LogEntry, LogSubject, Party, Resource, SubjectToken
+from ledger.store.models import LogEntry, LogSubject, Party, SubjectToken
 from ledger.types import PartyKind
 
 MAX_PAGE = 500
@@ -86,12 +87,7 @@ class SubjectService:
                 .limit(limit + 1)
             ).all()
             entries = [(int(idx), json.loads(entry)) for idx, entry in rows[:limit]]
-            party_ids = {e.get("accessor") for _, e in entries} | {e.get("provider") for _, e in entries}
-            names = dict(session.execute(select(Party.id, Party.name).where(Party.id.in_(party_ids))).all())
-            resource_ids = {e.get("resource") for _, e in entries}
-            resources = dict(
-                session.execute(select(Resource.id, Resource.name).where(Resource.id.in_(resource_ids))).all()
-            )
+            names = display_names(session, entries)
         items = []
         for idx, e in entries:
             purpose = e.get("purpose")
@@ -103,7 +99,7 @@ class SubjectService:
                     "kind": e.get("kind"),
                     "accessor": {"id": e.get("accessor"), "name": names.get(e.get("accessor"))},
                     "provider": {"id": e.get("provider"), "name": names.get(e.get("provider"))},
-                    "resource": {"id": e.get("resource"), "name": resources.get(e.get("resource"))},
+                    "resource": {"id": e.get("resource"), "name": names.get(e.get("resource"))},
                     "purpose": {"code": purpose, **label},
                     "mode": e.get("mode"),
                     "grant": e.get("grant"),

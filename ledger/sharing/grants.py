@@ -94,7 +94,8 @@ class GrantService:
 
     def authorize(self, caller: Party, grant_id: str, at: datetime | None = None) -> dict[str, Any]:
         """Return if ``caller`` may use the grant at ``at`` (default now), else raise Forbidden naming the
-        cause — the on-chain ``checkAuthorized``, which the gateway relies on too."""
+        cause — the on-chain ``checkAuthorized``. (The gateway reads ``grantOf`` instead: it also needs
+        the scope hash, and caches the read.)"""
         row = self.by_grant(caller, grant_id)
         when = int((at or datetime.now(UTC)).timestamp())
         fn = self.s.contract.functions.checkAuthorized(bytes.fromhex(grant_id[2:]), caller.address, when)

@@ -140,10 +140,6 @@ MATRIX: dict[tuple[str, str], str | tuple[Cell, ...]] = {
 }
 # fmt: on
 
-# (method, path) -> the bug, for rows whose current behaviour is wrong in a file this test's owner may
-# not edit: the row still states the correct behaviour, and the test is a strict xfail naming the bug.
-KNOWN_WRONG: dict[tuple[str, str], str] = {}
-
 OK_STATUSES = {200, 201, 409}
 AUTHZ_CODES = {"missing_token", "invalid_token", "party_suspended", "forbidden_role"}
 _seq = itertools.count(1)
@@ -256,17 +252,7 @@ def test_every_route_has_a_matrix_row(env: tuple[TestClient, World]) -> None:
 
 
 def _matrix_params() -> list[Any]:
-    return [
-        pytest.param(
-            method,
-            path,
-            id=f"{method} {path}",
-            marks=[pytest.mark.xfail(strict=True, reason=KNOWN_WRONG[(method, path)])]
-            if (method, path) in KNOWN_WRONG
-            else [],
-        )
-        for method, path in sorted(MATRIX)
-    ]
+    return [pytest.param(method, path, id=f"{method} {path}") for method, path in sorted(MATRIX)]
 
 
 @pytest.mark.parametrize(("method", "path"), _matrix_params())
