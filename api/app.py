@@ -10,7 +10,19 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
-from api.routes import audit, catalog, data, disputes, log, parties, resources, sharing, subjects, system
+from api.routes import (
+    audit,
+    catalog,
+    data,
+    disputes,
+    log,
+    opening,
+    parties,
+    resources,
+    sharing,
+    subjects,
+    system,
+)
 from ledger.runtime import Ledger
 from ledger.settings import Settings
 
@@ -129,4 +141,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(data.router)
     app.include_router(subjects.router)
     app.include_router(audit.router)
+    app.include_router(opening.router)
     return app

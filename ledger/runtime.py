@@ -21,6 +21,9 @@ from web3.types import Wei
 
 from ledger.audit.alerts import AlertService, Thresholds
 from ledger.audit.integrity import IntegrityAudit
+from ledger.audit.lineage import LineageService
+from ledger.audit.report import ReportService
+from ledger.audit.stats import StatisticsService
 from ledger.audit.trail import TrailService
 from ledger.chain.client import Chain
 from ledger.chain.contracts import ensure_deployed
@@ -36,8 +39,14 @@ from ledger.log.leader import leader_lock
 from ledger.log.note import NoteSigner
 from ledger.log.service import LogService
 from ledger.log.store import LogStore
+from ledger.opening.applications import ApplicationService
+from ledger.opening.base import Opening
+from ledger.opening.checker import ContractChecker, contract_evidence
+from ledger.opening.contracts import NegativeListService, OpenContractService
+from ledger.opening.declarations import DeclarationService
 from ledger.settings import Settings
 from ledger.sharing.catalog import CatalogService
+from ledger.sharing.consent import Consent
 from ledger.sharing.disputes import DisputeService
 from ledger.sharing.requests import ShareService
 from ledger.store.db import Store
@@ -78,6 +87,7 @@ class Ledger:
         sharing: ShareService,
         gateway: GatewayService,
         subjects: SubjectService,
+        opening: Opening,
         bootstrap: Bootstrap,
     ) -> None:
         self.settings = settings
@@ -94,6 +104,10 @@ class Ledger:
         self.disputes = DisputeService(sharing)
         self.gateway = gateway
         self.subjects = subjects
+        self.open_contracts = OpenContractService(opening)
+        self.applications = ApplicationService(opening)
+        self.negative_list = NegativeListService(opening)
+        self.declarations = DeclarationService(opening, self.open_contracts)
         self.trail = TrailService(store=store, hash_subject=subjects.hash_of)
         self.alerts = AlertService(
             store=store,
@@ -105,6 +119,11 @@ class Ledger:
             ),
         )
         self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
+        self.statistics = StatisticsService(store=store)
+        self.lineage = LineageService(store=store)
+        self.reports = ReportService(
+            store=store, statistics=self.statistics, alerts=self.alerts, integrity=self.integrity
+        )
         self.bootstrap = bootstrap
 
     @classmethod
@@ -174,6 +193,13 @@ class Ledger:
         contracts["ShareLedger"] = ensure_deployed(
             chain, store, funder, "ShareLedger", [contracts["PartyRegistry"].address, funder.address]
         )
+        contracts["OpenContracts"] = ensure_deployed(
+            chain,
+            store,
+            funder,
+            "OpenContracts",
+            [contracts["PartyRegistry"].address, contracts["ShareLedger"].address],
+        )
         parties = PartyService(
             store=store,
             vault=vault,
@@ -209,8 +235,27 @@ class Ledger:
             log=log_store,
             relayer=funder,
         )
-        log_service.evidence = grant_evidence(
+        share_evidence = grant_evidence(
             store, chain_id=chain.chain_id, contract=contracts["ShareLedger"].address
+        )
+        open_evidence = contract_evidence(
+            store, chain_id=chain.chain_id, contract=contracts["OpenContracts"].address
+        )
+
+        def evidence(entry: dict[str, Any]) -> dict[str, Any] | None:
+            return share_evidence(entry) or open_evidence(entry)
+
+        log_service.evidence = evidence
+        opening = Opening(
+            store=store,
+            chain=chain,
+            contract=contracts["OpenContracts"],
+            parties=parties,
+            catalog=catalog,
+            log=log_store,
+            consent=Consent(
+                chain=chain, contract=contracts["OpenContracts"], parties=parties, relayer=funder
+            ),
         )
         subject_key = _platform_secret(store, vault, "subject")
         gateway = GatewayService(
@@ -221,6 +266,12 @@ class Ledger:
                 store=store,
                 chain=chain,
                 contract=contracts["ShareLedger"],
+                cache_seconds=settings.grant_cache_seconds,
+            ),
+            contracts=ContractChecker(
+                store=store,
+                chain=chain,
+                contract=contracts["OpenContracts"],
                 cache_seconds=settings.grant_cache_seconds,
             ),
             vault=vault,
@@ -248,6 +299,7 @@ class Ledger:
             sharing=sharing,
             gateway=gateway,
             subjects=subjects,
+            opening=opening,
             bootstrap=Bootstrap(registrar_id=registrar.id, registrar_token=bootstrap_token),
         )
 

@@ -84,3 +84,55 @@ class RequestStatus(enum.StrEnum):
 class Signing(enum.StrEnum):
     CUSTODIAL = "custodial"
     CLIENT = "client"
+
+
+class ContractKind(enum.StrEnum):
+    """How an open contract came about: proposed as a three-party contract (契约式开放), or created by the
+    approval of an application (依申请开放). On chain: ``OpenContracts.KIND_*`` (0, 1)."""
+
+    CONTRACT = "contract"
+    APPLICATION = "application"
+
+
+class ContractStatus(enum.StrEnum):
+    AWAITING_SIGNATURE = "awaiting_signature"  # client mode: the operator has not signed the proposal yet
+    PROPOSED = "proposed"  # on chain, waiting for the enterprise's and the providers' signatures
+    EFFECTIVE = "effective"
+    SUSPENDED = "suspended"
+    TERMINATED = "terminated"
+
+
+class ContractAction(enum.IntEnum):
+    """``OpenContracts.ACTION_*``: what a ``StatusChange`` does."""
+
+    SUSPEND = 1
+    RESUME = 2
+    TERMINATE = 3
+
+
+class Obligation(enum.StrEnum):
+    """A contract's obligations (三方主体的职责和义务); bit ``1 << index`` on chain."""
+
+    NO_REIDENTIFICATION = "no_reidentification"
+    NO_ONWARD_TRANSFER = "no_onward_transfer"
+    DECLARE_DERIVED = "declare_derived"
+    PUBLIC_RELEASE = "public_release"
+
+    @property
+    def bit(self) -> int:
+        return 1 << list(Obligation).index(self)
+
+
+class ApplicationStatus(enum.StrEnum):
+    AWAITING_SIGNATURE = "awaiting_signature"  # client mode: the enterprise has not signed yet
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class ReleaseMode(enum.StrEnum):
+    """How a derived product is released (usage declaration)."""
+
+    INTERNAL = "internal"
+    CUSTOMERS = "customers"
+    PUBLIC = "public"

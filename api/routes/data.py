@@ -37,6 +37,7 @@ class AccessIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     grant: str | None = Field(default=None, max_length=80)
+    contract: str | None = Field(default=None, max_length=80, description="an open contract (enterprises)")
     fields: list[Annotated[str, Field(max_length=64)]] | None = Field(default=None, max_length=256)
     filter: dict[str, Any] | None = Field(default=None, description="row filter, narrower than the grant's")
     limit: int | None = Field(default=None, ge=1, le=10_000_000)
@@ -46,12 +47,15 @@ class AccessIn(BaseModel):
     )
     subjects: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list, max_length=1000)
     key: str | None = Field(default=None, max_length=64)
-    purpose: str | None = Field(default=None, max_length=64, description="for open resources only")
+    purpose: str | None = Field(
+        default=None, max_length=64, description="for open resources and contracts (a grant carries its own)"
+    )
     format: Literal["json", "ndjson"] = "json"
 
     def request(self, stream: bool) -> AccessRequest:
         return AccessRequest(
             grant=self.grant,
+            contract=self.contract,
             fields=self.fields,
             row_filter=self.filter,
             limit=self.limit,
@@ -100,7 +104,7 @@ def get_source(ledger: LedgerDep, caller: CurrentParty, resource_id: str) -> dic
 
 @router.get(
     "/v1/data/{resource_id}",
-    summary="Mediated data under a grant (logged before it is returned)",
+    summary="Mediated data under a grant or an open contract (logged before it is returned)",
     responses={200: {"content": {"application/json": {}, NDJSON: {}}}},
 )
 def get_data(
@@ -109,6 +113,7 @@ def get_data(
     request: Request,
     resource_id: str,
     grant: Annotated[str | None, Query(max_length=80)] = None,
+    contract: Annotated[str | None, Query(max_length=80)] = None,
     fields: Annotated[str | None, Query(max_length=8000, description="comma-separated")] = None,
     filter: Annotated[str | None, Query(max_length=8000, description="row filter as JSON")] = None,
     limit: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
@@ -130,6 +135,7 @@ def get_data(
     try:
         access = AccessIn(
             grant=grant,
+            contract=contract,
             fields=_split(fields),
             filter=row_filter,
             limit=limit,

@@ -35,6 +35,8 @@ from ledger.errors import ChainError, ContractRevert
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # eth-tester reports a revert during estimation as the repr of the raw revert bytes.
+# Hardhat answers an eth_call that reverts with a custom error it has no ABI for like this.
+_HARDHAT_REVERT = re.compile(r"unrecognized custom error \(return data: (0x[0-9a-fA-F]{8,})\)")
 _TESTER_REVERT = re.compile(r"execution reverted: (b'.*'|b\".*\")$", re.DOTALL)
 
 
@@ -117,6 +119,9 @@ class Chain:
         if isinstance(exc, ContractLogicError):
             if isinstance(exc.data, str) and exc.data.startswith("0x") and len(exc.data) >= 10:
                 return self._decode_revert(exc.data)
+            hardhat = _HARDHAT_REVERT.search(str(exc))
+            if hardhat:
+                return self._decode_revert(hardhat.group(1))
             return ContractRevert(f"contract reverted: {exc.message or exc}", code="contract_revert")
         match = _TESTER_REVERT.search(str(exc))
         if match:
@@ -126,6 +131,9 @@ class Chain:
                 raw = b""
             if isinstance(raw, bytes) and len(raw) >= 4:
                 return self._decode_revert("0x" + raw.hex())
+        hardhat = _HARDHAT_REVERT.search(str(exc))
+        if hardhat:
+            return self._decode_revert(hardhat.group(1))
         if "revert" in str(exc):
             return ContractRevert(f"contract reverted: {exc}", code="contract_revert")
         return ChainError(f"chain request failed: {type(exc).__name__}: {exc}", code="chain_unavailable")
@@ -158,6 +166,11 @@ class Chain:
 
     def block_number(self) -> int:
         return int(self._rpc(lambda: self.w3.eth.block_number))
+
+    def latest_block(self) -> dict[str, Any]:
+        """The latest block's number and timestamp (the chain's clock)."""
+        block = self._rpc(lambda: self.w3.eth.get_block("latest"))
+        return {"number": int(block["number"]), "timestamp": int(block["timestamp"])}
 
     # -- writes ---------------------------------------------------------------------------------
     def _fees(self) -> dict[str, int]:

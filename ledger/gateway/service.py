@@ -46,6 +46,7 @@ from ledger.identity.vault import KeyVault
 from ledger.log.events import AccessEvent, AccessMode, EventKind
 from ledger.log.service import LogService
 from ledger.log.store import Appended, NewEntry
+from ledger.opening.checker import ContractChecker, ContractView
 from ledger.sharing.catalog import CatalogService, FieldSpec
 from ledger.store.db import Store
 from ledger.store.models import DataSource, GrantUsage, Party, Resource
@@ -63,6 +64,7 @@ class AccessDenied(Forbidden):
 @dataclass(frozen=True)
 class AccessRequest:
     grant: str | None = None
+    contract: str | None = None  # an open contract (enterprises); then ``purpose`` names the use
     fields: list[str] | None = None
     row_filter: dict[str, Any] | None = None
     limit: int | None = None
@@ -70,7 +72,7 @@ class AccessRequest:
     metrics: list[str] = field(default_factory=lambda: ["count"])
     subjects: list[str] = field(default_factory=list)
     key: str | None = None
-    purpose: str | None = None  # only for open resources, which have no grant to take it from
+    purpose: str | None = None  # for open resources and contracts; a grant carries its own
     stream: bool = False
 
 
@@ -98,7 +100,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class _Terms:
-    """What this access may take: from a grant, or the open-data defaults."""
+    """What this access may take: from a grant, an open contract, or the open-data defaults."""
 
     grant: GrantView | None
     purpose: str
@@ -106,6 +108,14 @@ class _Terms:
     row_filter: list[Condition]
     mode: AccessMode
     max_records: int
+    contract: ContractView | None = None
+
+    @property
+    def scope_id(self) -> str:
+        """What pseudonyms are keyed by: one grant's or contract's recipients can link, no one else."""
+        if self.grant is not None:
+            return self.grant.grant_id
+        return self.contract.contract_id if self.contract is not None else "open"
 
 
 class GatewayService:
@@ -116,6 +126,7 @@ class GatewayService:
         catalog: CatalogService,
         log: LogService,
         grants: GrantChecker,
+        contracts: ContractChecker,
         vault: KeyVault,
         subject_key: bytes,
         pseudonym_key: bytes,
@@ -129,6 +140,7 @@ class GatewayService:
         self.catalog = catalog
         self.log = log
         self.grants = grants
+        self.contracts = contracts
         self.vault = vault
         self.subject_key = subject_key
         self.hash_subject = SubjectHasher(subject_key)
@@ -208,6 +220,7 @@ class GatewayService:
                 denied,
                 purpose=(req.purpose or "unspecified")[:64],
                 grant=req.grant[:80] if req.grant else None,
+                contract=req.contract[:80] if req.contract else None,
                 fields=req.fields or [],
                 mode=AccessMode.RAW,
             ) from None
@@ -219,18 +232,27 @@ class GatewayService:
     def _terms(
         self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
     ) -> _Terms:
-        if resource.open_type is OpenType.OPEN and not req.grant:
-            purpose = purposes.get(req.purpose or "public_service").code
+        if req.grant and req.contract:
+            raise InvalidInput("name a grant or a contract, not both", code="grant_and_contract")
+        if req.contract:
+            view = self.contracts.check(
+                req.contract,
+                accessor_id=caller.id,
+                accessor_address=caller.address,
+                resource_id=resource.id,
+                purpose=req.purpose,
+            )
             return _Terms(
                 grant=None,
-                purpose=purpose,
-                fields=[f.name for f in fields],
-                row_filter=[],
-                mode=AccessMode.MASKED,
-                max_records=OPEN_ACCESS_CAP,
+                contract=view,
+                purpose=view.purpose,
+                fields=view.fields,
+                row_filter=view.row_filter,
+                mode=view.mode,
+                max_records=view.max_records,
             )
         if not req.grant:
-            raise Denied("no_grant", "this resource is only delivered under a grant (?grant=0x…)")
+            return self._open_terms(caller, resource, fields, req)
         grant = self.grants.check(
             req.grant, accessor_id=caller.id, accessor_address=caller.address, resource_id=resource.id
         )
@@ -241,6 +263,34 @@ class GatewayService:
             row_filter=grant.row_filter,
             mode=grant.mode,
             max_records=grant.max_records,
+        )
+
+    def _open_terms(
+        self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
+    ) -> _Terms:
+        """Without a grant or a contract (DESIGN.md open types): an ``open`` resource (无条件开放) is
+        delivered masked, capped, and logged like any access; a negative-listed (负面清单) or ``none``
+        (不予开放) one is refused; ``contract`` and ``on_application`` need an effective contract."""
+        if self.contracts.listed(resource.id):
+            raise Denied("negative_listed", "the resource is on the negative list (负面清单): not opened")
+        if resource.open_type is OpenType.OPEN:
+            purpose = purposes.get(req.purpose or "public_service").code
+            return _Terms(
+                grant=None,
+                purpose=purpose,
+                fields=[f.name for f in fields],
+                row_filter=[],
+                mode=AccessMode.MASKED,
+                max_records=OPEN_ACCESS_CAP,
+            )
+        if caller.kind is PartyKind.DEPARTMENT:
+            raise Denied("no_grant", "this resource is only delivered under a grant (?grant=0x…)")
+        if resource.open_type is OpenType.NONE:
+            raise Denied("not_open", "this resource is not opened (不予开放)")
+        raise Denied(
+            "no_contract",
+            f"this resource is opened {resource.open_type.value.replace('_', ' ')} under an effective "
+            "contract only (?contract=0x…&purpose=…)",
         )
 
     def _deliver(
@@ -258,9 +308,7 @@ class GatewayService:
             raise InvalidInput("an aggregate access takes group_by and metrics", code="invalid_aggregate")
         reader = SourceReader(self._spec(self._source_row(resource.id)), fields, self.engines)
         by_name = {f.name: f for f in fields}
-        masker = Masker(
-            pseudonym_key=self.pseudonym_key, scope=terms.grant.grant_id if terms.grant else "open"
-        )
+        masker = Masker(pseudonym_key=self.pseudonym_key, scope=terms.scope_id)
         id_fields = [f.name for f in fields if f.masking is MaskingRule.ID_NUMBER]
         query: dict[str, Any] = {
             "resource": resource.id,
@@ -269,6 +317,8 @@ class GatewayService:
             "fields": wanted,
             "filter": canonical_filter(conditions),
         }
+        if terms.contract is not None:
+            query["contract"] = terms.contract.contract_id
         subjects: set[str] = set()
 
         def note_subjects(row: dict[str, Any]) -> None:
@@ -435,6 +485,8 @@ class GatewayService:
         grant: str | None,
         fields: Sequence[str],
         mode: AccessMode,
+        contract: str | None = None,
+        chain_time: int | None = None,
         count: int = 0,
         query_hash: str | None = None,
         result_hash: str | None = None,
@@ -452,6 +504,7 @@ class GatewayService:
             provider=resource.provider_id,
             resource=resource.id,
             grant=grant,
+            contract=contract,
             purpose=purpose,
             fields=[f[:64] for f in fields if f][:256],
             mode=mode,
@@ -460,6 +513,7 @@ class GatewayService:
             result_hash=result_hash,
             subjects=ordered if inline else [],
             time=datetime.now(UTC),
+            chain_time=chain_time,
             gateway=self.name,
             reason=reason,
             level=resource.level,
@@ -496,6 +550,8 @@ class GatewayService:
             kind=EventKind.ACCESS,
             purpose=terms.purpose,
             grant=terms.grant.grant_id if terms.grant else None,
+            contract=terms.contract.contract_id if terms.contract else None,
+            chain_time=terms.contract.chain_time if terms.contract else None,
             fields=fields,
             mode=terms.mode,
             count=count,
@@ -521,6 +577,7 @@ class GatewayService:
             denied,
             purpose=terms.purpose,
             grant=terms.grant.grant_id if terms.grant else None,
+            contract=terms.contract.contract_id if terms.contract else None,
             fields=fields,
             mode=terms.mode,
         )
@@ -535,6 +592,7 @@ class GatewayService:
         grant: str | None,
         fields: Sequence[str],
         mode: AccessMode,
+        contract: str | None = None,
     ) -> AccessDenied:
         """Log the refused attempt (kind ``denied`` with its reason); the error to raise names its index."""
         entry = self._entry(
@@ -543,6 +601,7 @@ class GatewayService:
             kind=EventKind.DENIED,
             purpose=purpose,
             grant=grant,
+            contract=contract,
             fields=fields,
             mode=mode,
             reason=denied.reason,
@@ -576,12 +635,15 @@ def _usage_guard(grant: GrantView) -> Any:
 
 
 def _head(resource: Resource, terms: _Terms) -> dict[str, Any]:
-    return {
+    head = {
         "resource": resource.id,
         "grant": terms.grant.grant_id if terms.grant else None,
         "mode": terms.mode.value,
         "purpose": terms.purpose,
     }
+    if terms.contract is not None:
+        head["contract"] = terms.contract.contract_id
+    return head
 
 
 def _check_subset(names: Sequence[str], allowed: Sequence[str], what: str) -> None:

@@ -12,7 +12,9 @@ still pass: the anchoring transaction (``anchor.tx_hash`` in ``anchor.block_numb
 (``leaf_record``: ``leafAt(leaf_index)`` is the leaf, and its transaction emitted ``LeafRecorded``
 for it), and the checkpoint note when present (its size and root are the bundle's; its signature
 needs the operator's verifier key, see :func:`ledger.log.note.verify_note`). ``leaf_record`` and
-``checkpoint_note`` are optional evidence: absent or null, they are not checked.
+``checkpoint_note`` are optional evidence: absent or null, they are not checked. Finally the
+``grant`` section — the share grant or open contract the access was made under — is checked
+against the chain (:mod:`ledger.log.authority`): proof of authorized use, not only of logging.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from web3.exceptions import Web3Exception
 from ledger.canonical import canonical_json
 from ledger.errors import InvalidInput, VerificationError
 from ledger.log import merkle
+from ledger.log.authority import check_authority
 from ledger.log.note import parse_checkpoint
 
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
@@ -240,3 +243,4 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
             code="leaf_record_mismatch",
         )
     _check_note(bundle.get("checkpoint_note"), size, root)
+    check_authority(bundle, rpc_url, timeout=timeout)

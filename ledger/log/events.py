@@ -52,6 +52,13 @@ class AccessEvent(BaseModel):
     resource: str = Field(min_length=1, max_length=64, description="resource id or catalog code")
     grant: str | None = Field(default=None, max_length=80)
     contract: str | None = Field(default=None, max_length=80)
+    chain_time: int | None = Field(
+        default=None,
+        ge=0,
+        le=2**63 - 1,
+        description="timestamp of the chain block the gateway checked the open contract at; a verifier "
+        "judges the contract at this time (the chain's clock), not at the gateway's `time`",
+    )
     purpose: str = Field(min_length=1, max_length=64, description="purpose code from GET /v1/purposes")
     fields: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=256

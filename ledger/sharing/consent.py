@@ -123,6 +123,7 @@ class Consent:
         signer: Party,
         custodial: bool,
         reissue: Reissue,
+        gas: int = RELAY_GAS,
     ) -> Relayed:
         """Send ``function(document, signature)`` from the relayer; on a spent nonce, re-issue.
 
@@ -133,7 +134,7 @@ class Consent:
             fn = getattr(self.contract.functions, function)(eip712.as_tuple(document), signature)
             try:
                 self.chain.call(fn)
-                return Relayed(self.chain.transact(fn, self.relayer, gas=RELAY_GAS), document, signature)
+                return Relayed(self.chain.transact(fn, self.relayer, gas=gas), document, signature)
             except ContractRevert as exc:
                 if exc.code != "invalid_account_nonce":
                     raise

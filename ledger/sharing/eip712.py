@@ -1,4 +1,4 @@
-"""EIP-712 typed data for every consent the share contract checks.
+"""EIP-712 typed data for every consent the share and open-contract contracts check.
 
 The domain carries the chain id and the ``ShareLedger`` address, and every message a per-signer
 nonce, so a signature cannot be replayed on another chain, another deployment, or twice. The same
@@ -66,13 +66,68 @@ TYPES: dict[str, list[tuple[str, str]]] = {
         ("answerHash", "bytes32"),
         ("nonce", "uint256"),
     ],
+    # OpenContracts (契约式开放 / 依申请开放 / 负面清单): the same domain name, its own verifying contract.
+    "OpenContract": [
+        ("contractId", "bytes32"),
+        ("operator", "address"),
+        ("enterprise", "address"),
+        ("resources", "bytes32[]"),
+        ("purposes", "bytes32[]"),
+        ("scopeHash", "bytes32"),
+        ("validFrom", "uint64"),
+        ("validUntil", "uint64"),
+        ("obligations", "uint16"),
+        ("termsHash", "bytes32"),
+        ("nonce", "uint256"),
+    ],
+    "Acceptance": [
+        ("contractId", "bytes32"),
+        ("contractHash", "bytes32"),
+        ("signer", "address"),
+        ("nonce", "uint256"),
+    ],
+    "StatusChange": [
+        ("contractId", "bytes32"),
+        ("action", "uint8"),
+        ("reasonHash", "bytes32"),
+        ("nonce", "uint256"),
+    ],
+    "Application": [
+        ("applicationId", "bytes32"),
+        ("enterprise", "address"),
+        ("resourceId", "bytes32"),
+        ("purpose", "bytes32"),
+        ("scopeHash", "bytes32"),
+        ("qualificationsHash", "bytes32"),
+        ("validFrom", "uint64"),
+        ("validUntil", "uint64"),
+        ("nonce", "uint256"),
+    ],
+    "Review": [
+        ("applicationId", "bytes32"),
+        ("approve", "bool"),
+        ("reasonHash", "bytes32"),
+        ("nonce", "uint256"),
+    ],
+    "Listing": [
+        ("resourceId", "bytes32"),
+        ("listed", "bool"),
+        ("reasonHash", "bytes32"),
+        ("nonce", "uint256"),
+    ],
 }
+
+
+def _b32(value: Any) -> bytes:
+    raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
+    return raw.rjust(32, b"\0")
 
 
 def _json_value(kind: str, value: Any) -> Any:
     if kind == "bytes32":
-        raw = bytes.fromhex(value[2:]) if isinstance(value, str) else bytes(value)
-        return "0x" + raw.rjust(32, b"\0").hex()
+        return "0x" + _b32(value).hex()
+    if kind == "bytes32[]":
+        return ["0x" + _b32(v).hex() for v in value]
     return value
 
 
@@ -116,5 +171,16 @@ def as_tuple(document: dict[str, Any]) -> tuple[Any, ...]:
     out: list[Any] = []
     for name, kind in TYPES[primary]:
         value = document["message"][name]
-        out.append(bytes.fromhex(value[2:]) if kind == "bytes32" else value)
+        if kind == "bytes32":
+            out.append(bytes.fromhex(value[2:]))
+        elif kind == "bytes32[]":
+            out.append([bytes.fromhex(v[2:]) for v in value])
+        else:
+            out.append(value)
     return tuple(out)
+
+
+def struct_hash(document: dict[str, Any]) -> bytes:
+    """The EIP-712 ``hashStruct(message)`` of ``document`` — what the contracts keep (e.g. a contract's
+    ``contractHash``) and what an ``Acceptance`` names."""
+    return bytes(encode_typed_data(full_message=document).body)

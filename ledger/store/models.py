@@ -18,7 +18,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from ledger.types import Custody, OpenType, PartyKind, PartyStatus, RequestStatus, ShareType
+from ledger.types import (
+    ApplicationStatus,
+    ContractKind,
+    ContractStatus,
+    Custody,
+    OpenType,
+    PartyKind,
+    PartyStatus,
+    ReleaseMode,
+    RequestStatus,
+    ShareType,
+)
 
 
 def utcnow() -> datetime:
@@ -305,3 +316,93 @@ class SubjectToken(Base):
     issued_by: Mapped[str] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class OpenContract(Base):
+    """An open contract (契约式开放协议) or the contract an approved application (依申请开放) created; the
+    chain (``OpenContracts``) holds the consent and the status history, this row the documents."""
+
+    __tablename__ = "open_contracts"
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    kind: Mapped[ContractKind] = mapped_column(_enum(ContractKind))
+    operator_id: Mapped[str] = mapped_column(String(32), index=True)
+    enterprise_id: Mapped[str] = mapped_column(String(32), index=True)
+    resources_json: Mapped[str] = mapped_column(Text)
+    providers_json: Mapped[str] = mapped_column(Text)
+    purposes_json: Mapped[str] = mapped_column(Text)
+    scope_json: Mapped[str] = mapped_column(Text)
+    obligations_json: Mapped[str] = mapped_column(Text)
+    terms_hash: Mapped[str] = mapped_column(String(66))
+    terms_uri: Mapped[str | None] = mapped_column(Text, nullable=True)
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[ContractStatus] = mapped_column(_enum(ContractStatus), index=True)
+    proposal_typed_data: Mapped[str] = mapped_column(Text)
+    proposal_signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    proposal_tx: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    signatures_json: Mapped[str] = mapped_column(Text, default="{}")
+    pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    history_json: Mapped[str] = mapped_column(Text, default="[]")
+    application_id: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    effective_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    terminated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class OpenApplication(Base):
+    """An enterprise's application for an on-application resource (依申请开放) and its two reviews."""
+
+    __tablename__ = "open_applications"
+
+    id: Mapped[str] = mapped_column(String(66), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(String(32), index=True)
+    resource_id: Mapped[str] = mapped_column(String(32), index=True)
+    provider_id: Mapped[str] = mapped_column(String(32), index=True)
+    purpose_code: Mapped[str] = mapped_column(String(64))
+    purpose_text: Mapped[str] = mapped_column(Text)
+    scope_json: Mapped[str] = mapped_column(Text)
+    qualifications_json: Mapped[str] = mapped_column(Text)
+    qualifications_hash: Mapped[str] = mapped_column(String(66))
+    valid_from: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    valid_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    applied_on: Mapped[date] = mapped_column(Date)
+    review_by: Mapped[date] = mapped_column(Date, index=True)
+    status: Mapped[ApplicationStatus] = mapped_column(_enum(ApplicationStatus), index=True)
+    typed_data: Mapped[str] = mapped_column(Text)
+    signature: Mapped[str | None] = mapped_column(String(132), nullable=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    reviews_json: Mapped[str] = mapped_column(Text, default="{}")
+    pending_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    contract_id: Mapped[str | None] = mapped_column(String(66), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class NegativeListing(Base):
+    """A resource's place on the negative list (负面清单), as last set on chain by a registrar."""
+
+    __tablename__ = "negative_listings"
+
+    resource_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    listed: Mapped[bool] = mapped_column()
+    reason: Mapped[str] = mapped_column(Text)
+    by_id: Mapped[str] = mapped_column(String(32))
+    tx_hash: Mapped[str] = mapped_column(String(66))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DerivedProduct(Base):
+    """A usage declaration: a derived product an enterprise made from accesses under a contract."""
+
+    __tablename__ = "derived_products"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enterprise_id: Mapped[str] = mapped_column(String(32), index=True)
+    contract_id: Mapped[str] = mapped_column(String(66), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text)
+    inputs_json: Mapped[str] = mapped_column(Text)
+    resources_json: Mapped[str] = mapped_column(Text)
+    release_mode: Mapped[ReleaseMode] = mapped_column(_enum(ReleaseMode))
+    log_index: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
