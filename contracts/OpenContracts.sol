@@ -325,6 +325,7 @@ contract OpenContracts is EIP712, Nonces {
             }
         }
         for (uint256 i = 0; i < p.purposes.length; ++i) {
+            if (_hasPurpose[id][p.purposes[i]]) revert BadItems();
             _hasPurpose[id][p.purposes[i]] = true;
             _purposes[id].push(p.purposes[i]);
         }
@@ -364,7 +365,14 @@ contract OpenContracts is EIP712, Nonces {
         uint8 count = rec.signedCount + 1;
         rec.signedCount = count;
         emit ContractSigned(a.contractId, a.signer, count, rec.required);
-        if (count == rec.required) _makeEffective(a.contractId, rec);
+        if (count == rec.required) {
+            // A provider may have retyped a resource, or the registrar listed it, since the proposal.
+            bytes32[] storage resources = _resources[a.contractId];
+            for (uint256 i = 0; i < resources.length; ++i) {
+                _openable(resources[i], OPEN_CONTRACT);
+            }
+            _makeEffective(a.contractId, rec);
+        }
     }
 
     /// @notice Suspend (1), resume (2) or terminate (3) a contract, signed by its operator or a registrar.
@@ -484,6 +492,9 @@ contract OpenContracts is EIP712, Nonces {
         _signers[id].push(app.enterprise);
         _signers[id].push(app.provider);
         _signers[id].push(app.operator);
+        _signed[id][app.enterprise] = true; // the application, and the two approving reviews
+        _signed[id][app.provider] = true;
+        _signed[id][app.operator] = true;
         _makeEffective(id, rec);
     }
 

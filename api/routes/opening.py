@@ -95,6 +95,7 @@ class DeclarationIn(Strict):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
     inputs: list[int] = Field(min_length=1, max_length=1000, description="log indices of the input accesses")
+    purpose: str = Field(min_length=1, max_length=64, description="the declared use, a purpose code")
     release_mode: ReleaseMode
 
 
@@ -268,6 +269,7 @@ def declare(body: DeclarationIn, caller: CurrentParty, ledger: LedgerDep) -> dic
         name=body.name,
         description=body.description,
         inputs=body.inputs,
+        purpose=body.purpose,
         release_mode=body.release_mode,
     )
     return declaration_view(row)

@@ -12,6 +12,10 @@ Rules:
 - ``after_revoke`` — an access under a grant after its revocation was logged;
 - ``over_cap`` — more accesses under a grant than its ``max_accesses``;
 - ``purpose_mismatch`` — an access whose purpose differs from its grant's;
+- ``declared_use_mismatch`` — a derived product declared for a purpose other than the purposes its
+  input accesses were made for (request vs later declared use);
+- ``outside_contract`` — an access reported under an open contract while it was suspended or after it
+  was terminated, or for a purpose or resource the contract does not name;
 - ``denied_burst`` — a party refused ``denied_burst`` times within ``burst_minutes``;
 - ``volume_spike`` — a party's accesses on a day above its own baseline (mean + 3σ of the window's
   other days, and at least ``spike_min`` accesses);
@@ -37,7 +41,7 @@ from sqlalchemy import select
 
 from ledger.errors import Forbidden, InvalidInput
 from ledger.store.db import Store
-from ledger.store.models import Dispute, LogEntry, Party, Resource, ShareRequest
+from ledger.store.models import Dispute, LogEntry, OpenContract, Party, Resource, ShareRequest
 from ledger.types import PartyKind, RequestStatus
 from ledger.workdays import is_working_day
 
@@ -95,10 +99,28 @@ class _Event:
     accessor: str | None
     resource: str | None
     grant: str | None
+    contract: str | None
     purpose: str | None
     mode: str | None
     fields: tuple[str, ...]
     records: int
+    inputs: tuple[int, ...] = ()
+
+
+def _outside_contract(row: OpenContract, e: _Event) -> str | None:
+    """Why an access reported under ``row`` was not covered by it, from the stored history."""
+    if e.purpose not in json.loads(row.purposes_json):
+        return f"access for purpose {e.purpose}, which the contract does not name"
+    if e.resource not in json.loads(row.resources_json):
+        return "access of a resource the contract does not name"
+    state = "proposed"
+    for change in json.loads(row.history_json):
+        if _time(change["at"]) > e.time:
+            break
+        state = {"effective": "effective", "resumed": "effective"}.get(change["event"], change["event"])
+    if state in ("suspended", "terminated", "proposed", "signed"):
+        return f"access while the contract was {state}"
+    return None
 
 
 def _time(value: str) -> datetime:
@@ -129,6 +151,8 @@ class AlertService:
         events = self._events(since, until)
         alerts = [
             *self._grant_rules(events),
+            *self._contract_rules(events),
+            *self._declarations(events),
             *self._denied_bursts(events),
             *self._volume_spikes(events),
             *self._off_hours(events),
@@ -158,15 +182,68 @@ class AlertService:
                     accessor=e.get("accessor"),
                     resource=e.get("resource"),
                     grant=e.get("grant"),
+                    contract=e.get("contract"),
                     purpose=e.get("purpose"),
                     mode=e.get("mode"),
                     fields=tuple(e.get("fields") or ()),
                     records=int(e.get("record_count") or 0),
+                    inputs=tuple(int(i) for i in e.get("inputs") or () if isinstance(i, int)),
                 )
             )
         return events
 
     # -- rules --------------------------------------------------------------------------------------
+    def _contract_rules(self, events: list[_Event]) -> Iterable[Alert]:
+        accesses = [e for e in events if e.kind == "access" and e.contract]
+        if not accesses:
+            return
+        with self.store.read() as session:
+            rows = {
+                r.id: r
+                for r in session.scalars(
+                    select(OpenContract).where(OpenContract.id.in_({e.contract for e in accesses}))
+                )
+            }
+        for e in accesses:
+            row = rows.get(e.contract or "")
+            if row is None:
+                continue
+            base = {
+                "party": e.accessor,
+                "resource": e.resource,
+                "grant": e.contract,
+                "time": e.time.isoformat(),
+            }
+            why = _outside_contract(row, e)
+            if why:
+                yield Alert("outside_contract", Severity.HIGH, message=why, evidence=[e.index], **base)
+
+    def _declarations(self, events: list[_Event]) -> Iterable[Alert]:
+        declared = [e for e in events if e.kind == "declaration" and e.purpose and e.inputs]
+        if not declared:
+            return
+        wanted = {i for e in declared for i in e.inputs}
+        with self.store.read() as session:
+            taken = {
+                int(idx): json.loads(raw).get("purpose")
+                for idx, raw in session.execute(
+                    select(LogEntry.idx, LogEntry.entry).where(LogEntry.idx.in_(wanted))
+                ).all()
+            }
+        for e in declared:
+            purposes = {taken.get(i) for i in e.inputs}
+            if e.purpose not in purposes:
+                yield Alert(
+                    "declared_use_mismatch",
+                    Severity.MEDIUM,
+                    evidence=[e.index, *e.inputs],
+                    message=f"derived product declared for {e.purpose}; its data was taken for "
+                    f"{', '.join(sorted(p for p in purposes if p))}",
+                    party=e.accessor,
+                    resource=e.resource,
+                    time=e.time.isoformat(),
+                )
+
     def _grant_rules(self, events: list[_Event]) -> Iterable[Alert]:
         accesses = [e for e in events if e.kind == "access" and e.grant]
         grants = {e.grant for e in accesses}

@@ -400,6 +400,10 @@ class ApplicationService:
     # -- client-mode signatures ---------------------------------------------------------------------
     def submit_signature(self, caller: Party, application_id: str, signature: str) -> OpenApplication:
         row = self.get(caller, application_id)
+        if caller.id not in (row.enterprise_id, row.provider_id) and caller.kind is not PartyKind.OPERATOR:
+            raise Forbidden(
+                "only the applicant and the reviewers sign for an application", code="not_a_party"
+            )
         if row.status is ApplicationStatus.AWAITING_SIGNATURE and caller.id == row.enterprise_id:
             document = json.loads(row.typed_data)
             raw = self.o.consent.check(document, signature, caller.address)

@@ -375,6 +375,9 @@ class OpenContractService:
     # -- client-mode signatures ---------------------------------------------------------------------
     def submit_signature(self, caller: Party, contract_id: str, signature: str) -> OpenContract:
         row = self.get(caller, contract_id)
+        signers = (row.operator_id, *self.required(row))
+        if caller.id not in signers and caller.kind is not PartyKind.REGISTRAR:
+            raise Forbidden("only the contract's parties and the registrar sign for it", code="not_a_party")
         if row.status is ContractStatus.AWAITING_SIGNATURE and caller.id == row.operator_id:
             document = json.loads(row.proposal_typed_data)
             raw = self.o.consent.check(document, signature, caller.address)
@@ -527,7 +530,8 @@ def visible(caller: Party, row: OpenContract) -> bool:
 
 def _history(stored: OpenContract, what: str, by: str, tx_hash: str, **extra: Any) -> None:
     history = json.loads(stored.history_json)
-    history.append({"event": what, "by": by, "at": iso(datetime.now(UTC)), "tx_hash": tx_hash, **extra})
+    at = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    history.append({"event": what, "by": by, "at": at, "tx_hash": tx_hash, **extra})
     stored.history_json = dumps(history)
 
 

@@ -2,7 +2,7 @@
 
 A contract obliges the enterprise to declare derived products (衍生产品); each declaration names the
 product, what it is, the accesses it was made from (log indices — each must be the enterprise's own
-access under this contract) and how it is released. It is an entry of the log like any other event,
+access under this contract), the purpose it serves and how it is released. It is an entry of the log like any other event,
 so it is anchored with the rest and the regulator's lineage links product → accesses → resources;
 the purpose-mismatch alert compares the declared use with the purposes the data was taken for.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ledger import purposes
 from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ledger.log.store import LogStore
 from ledger.opening.base import Opening, iso
@@ -40,6 +41,7 @@ class DeclarationService:
         name: str,
         description: str,
         inputs: Sequence[int],
+        purpose: str,
         release_mode: ReleaseMode,
     ) -> DerivedProduct:
         if caller.kind is not PartyKind.ENTERPRISE:
@@ -57,6 +59,7 @@ class DeclarationService:
             raise InvalidInput(
                 f"name 1 to {MAX_INPUTS} distinct input accesses by log index", code="invalid_inputs"
             )
+        purposes.get(purpose)
         resources = _check_inputs(self.o.log, inputs, caller.id, contract.id)
         product_id = uuid.uuid4().hex
         index = self.o.record(
@@ -71,6 +74,7 @@ class DeclarationService:
                 "description": description.strip()[:2000],
                 "inputs": sorted(inputs),
                 "resources": resources,
+                "purpose": purpose,
                 "release_mode": release_mode.value,
             },
         )
@@ -82,6 +86,7 @@ class DeclarationService:
             description=description.strip()[:2000],
             inputs_json=json.dumps(sorted(inputs)),
             resources_json=json.dumps(resources),
+            purpose=purpose,
             release_mode=release_mode,
             log_index=index,
         )
@@ -119,6 +124,7 @@ def view(row: DerivedProduct) -> dict[str, Any]:
         "description": row.description,
         "inputs": json.loads(row.inputs_json),
         "resources": json.loads(row.resources_json),
+        "purpose": row.purpose,
         "release_mode": row.release_mode.value,
         "log_index": row.log_index,
         "created_at": iso(row.created_at),

@@ -403,6 +403,7 @@ class DerivedProduct(Base):
     description: Mapped[str] = mapped_column(Text)
     inputs_json: Mapped[str] = mapped_column(Text)
     resources_json: Mapped[str] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(String(64))
     release_mode: Mapped[ReleaseMode] = mapped_column(_enum(ReleaseMode))
     log_index: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -377,6 +377,24 @@ def test_suspension_and_termination(env: dict[str, Any]) -> None:
         "invalid_transition",
     )
     assert [h["event"] for h in r.json()["history"]][-3:] == ["suspended", "resumed", "terminated"]
+    # An exchange platform reports an access under the terminated contract: logged, and alerted on.
+    event = {
+        "event_id": "ext:after-end",
+        "accessor": env["qiye_id"],
+        "resource": env["GY-C-1"],
+        "contract": cid,
+        "purpose": "credit_assessment",
+        "time": datetime.now(UTC).isoformat(),
+        "gateway": "exchange-platform-1",
+    }
+    r = c.post("/v1/access-events", json=[event], headers=env["operator"])
+    assert r.status_code == 201, r.text
+    index = r.json()[0]["index"]
+    alerts = c.get("/v1/audit/alerts", headers=env["jianguan"]).json()["alerts"]
+    found = [a for a in alerts if a["rule"] == "outside_contract"]
+    assert [(a["evidence"], a["severity"], a["message"]) for a in found] == [
+        ([index], "high", "access while the contract was terminated")
+    ]
 
 
 def application_body(env: dict[str, Any], **changes: Any) -> dict[str, Any]:
@@ -483,6 +501,7 @@ def test_usage_declarations(env: dict[str, Any]) -> None:
         "name": "小微企业信用评分模型",
         "description": "以参保人数和缴费基数估算企业稳定性",
         "inputs": [first, second],
+        "purpose": "credit_assessment",
         "release_mode": "customers",
     }
     err(
@@ -510,6 +529,18 @@ def test_usage_declarations(env: dict[str, Any]) -> None:
         logged["kind"] == "declaration" and logged["contract"] == cid and logged["inputs"] == [first, second]
     )
     assert [d["id"] for d in c.get("/v1/declarations", headers=env["jianguan"]).json()] == [declared["id"]]
+    alerts = c.get("/v1/audit/alerts", headers=env["jianguan"]).json()["alerts"]
+    assert not [a for a in alerts if a["rule"] == "declared_use_mismatch"]
+    # Data taken for credit assessment, declared as used for statistics: the regulator is told.
+    r = c.post("/v1/declarations", json={**body, "purpose": "statistics"}, headers=env["qiye"])
+    assert r.status_code == 201, r.text
+    alerts = c.get("/v1/audit/alerts", headers=env["jianguan"]).json()["alerts"]
+    found = [a for a in alerts if a["rule"] == "declared_use_mismatch"]
+    assert [a["evidence"] for a in found] == [[r.json()["log_index"], first, second]]
+    assert (
+        found[0]["message"]
+        == "derived product declared for statistics; its data was taken for credit_assessment"
+    )
     assert c.get("/v1/declarations", headers=env["qiye2"]).json() == []
 
 
@@ -591,6 +622,21 @@ def test_bundles_verified_with_the_server_stopped(
         assert out.returncode == 1 and out.stdout.startswith(f"FAILED {code}:"), out.stdout + out.stderr
 
     refused(bundles[after], "contract_terminated")
+    # The third party's own verifier (web3.py and hashlib only) agrees.
+    script = Path(__file__).resolve().parents[2] / "docs" / "verify_bundle_standalone.py"
+    for bundle, expected in (
+        (good, "OK"),
+        (bundles[after], "INVALID: the contract did not authorize this access: ContractTerminated"),
+    ):
+        path = tmp_path / "standalone.json"
+        path.write_text(json.dumps(bundle), encoding="utf-8")
+        out = subprocess.run(
+            [sys.executable, "-I", str(script), str(path), evm_node.url],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.stdout.startswith(expected), out.stdout + out.stderr
     forged = copy.deepcopy(good)
     forged["grant"]["signatures"][0]["signature"] = "0x" + "11" * 65
     refused(forged, "forged_signature")

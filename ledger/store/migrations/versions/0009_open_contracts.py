@@ -90,6 +90,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("inputs_json", sa.Text(), nullable=False),
         sa.Column("resources_json", sa.Text(), nullable=False),
+        sa.Column("purpose", sa.String(64), nullable=False),
         sa.Column("release_mode", sa.String(32), nullable=False),
         sa.Column("log_index", sa.BigInteger(), nullable=False),
         _ts("created_at"),
