@@ -13,6 +13,7 @@ from api import errors
 from api.routes import (
     audit,
     catalog,
+    console,
     data,
     disputes,
     log,
@@ -142,4 +143,5 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
     app.include_router(subjects.router)
     app.include_router(audit.router)
     app.include_router(opening.router)
+    app.include_router(console.router)
     return app

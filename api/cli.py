@@ -60,6 +60,22 @@ def demo(host: HostOpt = "127.0.0.1", port: PortOpt = 8000) -> None:
 
 
 @app.command()
+def init() -> None:
+    """Prepare the data directory, database and chain once: migrations, keys, the registrar, contracts.
+
+    Run it before starting several workers (``uvicorn --workers N``) on a new deployment, so that
+    they do not all try to deploy the contracts at the same time."""
+    from ledger.runtime import Ledger
+
+    with Ledger.open(Settings()) as ledger:
+        if ledger.bootstrap.registrar_token:
+            typer.echo(f"registrar token (shown once): {ledger.bootstrap.registrar_token}")
+        typer.echo(f"chain {ledger.chain.kind} id {ledger.chain.chain_id}; database {ledger.store.dialect}")
+        for name, contract in ledger.contracts.items():
+            typer.echo(f"{name}: {contract.address}")
+
+
+@app.command()
 def verify() -> None:
     """Full integrity audit of the database against the chain; exit 1 naming each broken record."""
     from rich.console import Console

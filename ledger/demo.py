@@ -228,8 +228,76 @@ def seed_gateway(ledger: Ledger) -> Iterator[str]:
             access = AccessRequest(grant=decided.grant_id, limit=20)
         delivery = ledger.gateway.access(requester, resource.id, access)
         yield f"  gateway: {code} {name} -> grant {decided.grant_id[:10]}…, access logged at {delivery.index}"
+    yield from seed_opening(ledger, by_name, now)
     first = demodata.person(0)["id_number"]
     registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
     token = ledger.subjects.issue_token(registrar, first)["token"]
     yield f"  subject {first}: GET /v1/subjects/accesses with token {token}"
     ledger.anchorer.anchor_once()
+
+
+def seed_opening(ledger: Ledger, by_name: dict[str, Party], now: datetime) -> Iterator[str]:
+    """契约式开放: the market-entity register opened to an enterprise under a three-party contract —
+    the operator proposes, the enterprise and the provider sign (custodially) — with one access under
+    it and the derived product the enterprise declared."""
+    from ledger.gateway import demodata
+    from ledger.gateway.service import AccessRequest
+    from ledger.gateway.sources import SourceKind, SourceSpec
+    from ledger.sharing.catalog import ResourceSpec
+    from ledger.types import OpenType, ReleaseMode, ShareType, Signing
+
+    provider = by_name["贵阳市市场监督管理局"]
+    operator = next(p for p in by_name.values() if p.kind is PartyKind.OPERATOR)
+    enterprise = next(p for p in by_name.values() if p.kind is PartyKind.ENTERPRISE)
+    path = ledger.settings.source_root_paths[0] / "legal_persons.sqlite"
+    demodata.write_sqlite(path, "legal_persons", DEMO_ROWS)
+    spec = ResourceSpec(
+        code="GY-SJ-201",
+        name="市场主体登记信息",
+        format="table",
+        share_type=ShareType.CONDITIONAL,
+        open_type=OpenType.CONTRACT,
+        level=2,
+        update_frequency="daily",
+        legal_basis="《贵阳市政府数据共享开放条例》",
+        fields=demodata.TABLES["legal_persons"],
+    )
+    resource = ledger.catalog.create(provider, spec)
+    ledger.gateway.register_source(
+        provider,
+        resource.id,
+        SourceSpec(kind=SourceKind.SQL, location=f"sqlite:///{path}", table="legal_persons"),
+    )
+    scope = {"fields": ["district", "industry", "registered_capital", "status"], "mode": "aggregate"}
+    contract = ledger.open_contracts.propose(
+        operator,
+        enterprise_id=enterprise.id,
+        resources=[resource.id],
+        purpose_codes=["credit_assessment", "commercial_development"],
+        scope={resource.id: {**scope, "max_records": 1000}},
+        valid_from=now - timedelta(days=1),
+        valid_until=now + timedelta(days=365),
+        obligations=None,
+        terms_hash="0x" + hashlib.sha256("《贵阳市政府数据开放协议》示范文本".encode()).hexdigest(),
+        terms_uri=None,
+        signing=Signing.CUSTODIAL,
+    )
+    for party in (enterprise, provider):
+        contract = ledger.open_contracts.sign(party, contract.id, Signing.CUSTODIAL)
+    access = AccessRequest(
+        contract=contract.id, purpose="credit_assessment", group_by=["district"], metrics=["count"]
+    )
+    delivery = ledger.gateway.access(enterprise, resource.id, access)
+    product = ledger.declarations.declare(
+        enterprise,
+        contract_id=contract.id,
+        name="小微企业区域分布报告",
+        description="按区县统计市场主体数量，供授信参考",
+        inputs=[delivery.index],
+        purpose="credit_assessment",
+        release_mode=ReleaseMode.CUSTOMERS,
+    )
+    yield (
+        f"  opening: GY-SJ-201 under contract {contract.id[:10]}… ({contract.status.value}), "
+        f"access logged at {delivery.index}, derived product at {product.log_index}"
+    )

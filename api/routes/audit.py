@@ -1,4 +1,5 @@
-"""Audit routes for the regulator: the trail (JSON or CSV) and the integrity audit."""
+"""Audit routes for the regulator: the trail (JSON or CSV), the integrity audit, alerts, statistics,
+lineage and the audit report (HTML or PDF)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 
 from api.deps import CurrentParty, LedgerDep
+from ledger.audit.report import ReportFormat
 from ledger.audit.trail import MAX_EXPORT, TrailQuery
 from ledger.log.events import AccessMode, EventKind
 
@@ -73,3 +75,50 @@ def alerts(
     ledger: LedgerDep, caller: CurrentParty, since: datetime | None = None, until: datetime | None = None
 ) -> dict[str, Any]:
     return ledger.alerts.evaluate(caller, since=since, until=until)
+
+
+@router.get(
+    "/v1/audit/statistics",
+    summary="Exchanges by department, resource and month; per-department scorecards (考核)",
+)
+def statistics(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    party: Text = None,
+) -> dict[str, Any]:
+    return ledger.statistics.report_for(caller, since=since, until=until, party_id=party).to_dict()
+
+
+@router.get(
+    "/v1/audit/lineage/{resource_id}",
+    summary="Circulation path of a resource: provider → grants → accessors → onward shares",
+)
+def lineage(ledger: LedgerDep, caller: CurrentParty, resource_id: str) -> dict[str, Any]:
+    return ledger.lineage.graph_for(caller, resource_id).to_dict()
+
+
+@router.get(
+    "/v1/audit/report",
+    summary="Audit report for a period and scope, HTML or PDF, with charts (regulator)",
+    responses={200: {"content": {"text/html": {}, "application/pdf": {}}}},
+)
+def report(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    party: Text = None,
+    resource: Text = None,
+    format: ReportFormat = ReportFormat.HTML,
+) -> Response:
+    rendered = ledger.reports.render(
+        caller, since=since, until=until, party_id=party, resource_id=resource, format=format
+    )
+    disposition = "attachment" if format is ReportFormat.PDF else "inline"
+    return Response(
+        content=rendered.content,
+        media_type=rendered.media_type,
+        headers={"Content-Disposition": f'{disposition}; filename="{rendered.filename}"'},
+    )

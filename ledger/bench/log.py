@@ -27,8 +27,6 @@ import json
 import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -216,108 +214,78 @@ def naive_rate(ledger: Ledger, n: int) -> Row:
     )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def http_rate(app_factory: str, n: int, workdir: Path, say: Say) -> Row:
+def http_rate(app_factory: str, n: int, workdir: Path, say: Say, *, db_url: str | None = None) -> Row:
     """``POST /v1/access-events`` in batches of 1000 against uvicorn in its own process.
 
     ``app_factory`` is the import string of ``create_app`` (``ledger`` does not import ``api``: the
     CLI hands it in). The server opens its own ledger from ``SHARETRAIL_*`` variables, anchoring
-    loop off (this measures acknowledgement). Request bodies are encoded before the clock starts.
+    loop off (this measures acknowledgement), on SQLite in its data directory or on ``db_url``
+    (an empty database). Request bodies are encoded before the clock starts.
     """
     import httpx
 
-    port = _free_port()
-    package_root = str(Path(__file__).resolve().parents[2])
+    from ledger.bench.load import serve_uvicorn
+
+    backend = "SQLite" if db_url is None else "PostgreSQL"
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p),
-        "SHARETRAIL_DATA_DIR": str(workdir / "http-server"),
+        "SHARETRAIL_DATA_DIR": str(workdir / f"http-server-{backend.lower()}"),
         "SHARETRAIL_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
         "SHARETRAIL_ANCHOR_LOOP": "false",
     }
     env.pop("SHARETRAIL_DB_URL", None)
-    cmd = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1"]
-    cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    log_path = workdir / "uvicorn.log"
-    with log_path.open("wb") as server_log:
-        proc = subprocess.Popen(cmd, env=env, cwd=package_root, stdout=server_log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"uvicorn exited {proc.returncode}: {log_path.read_text()[-2000:]}")
-                try:
-                    if client.get("/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("uvicorn did not become healthy within 120 s")
-                time.sleep(0.2)
-            registrar = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
-            ids: dict[str, str] = {}
-            tokens: dict[str, str] = {}
-            for seq, kind in ((7001, PartyKind.OPERATOR), (7002, PartyKind.DEPARTMENT)):
-                body = {"kind": kind.value, "name": f"bench {kind.value}", "uscc": make_uscc(seq)}
-                created = client.post("/v1/parties", json=body, headers=registrar)
-                created.raise_for_status()
-                ids[kind.value], tokens[kind.value] = created.json()["id"], created.json()["token"]
-            say(f"  HTTP server up on {base}; operator and department registered")
-            when = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
-            bodies = [
-                json.dumps(
-                    [
-                        {
-                            "event_id": f"http-{i}",
-                            "accessor": ids[PartyKind.DEPARTMENT.value],
-                            "resource": "res-population-basic",
-                            "purpose": "social-assistance-review",
-                            "fields": ["name", "id_number_hash", "address"],
-                            "mode": "masked",
-                            "record_count": 1,
-                            "time": when,
-                            "gateway": "bench-gateway-1",
-                        }
-                        for i in range(b, min(n, b + BATCH))
-                    ]
-                ).encode()
-                for b in range(0, n, BATCH)
-            ]
-            headers = {
-                "Authorization": f"Bearer {tokens[PartyKind.OPERATOR.value]}",
-                "Content-Type": "application/json",
-            }
-            start = time.perf_counter()
-            for raw in bodies:
-                response = client.post("/v1/access-events", content=raw, headers=headers)
-                if response.status_code != 201:
-                    raise RuntimeError(
-                        f"POST /v1/access-events: {response.status_code} {response.text[:500]}"
-                    )
-            seconds = time.perf_counter() - start
-            last = response.json()
-            if last[-1]["duplicate"] or last[-1]["index"] != n - 1:
-                raise RuntimeError(f"unexpected last acknowledgement {last[-1]}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    if db_url is not None:
+        env["SHARETRAIL_DB_URL"] = db_url
+    log_path = workdir / f"uvicorn-{backend.lower()}.log"
+    with (
+        serve_uvicorn(app_factory, env, log_path) as base,
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
+        registrar = {"Authorization": f"Bearer {BOOTSTRAP_TOKEN}"}
+        ids: dict[str, str] = {}
+        tokens: dict[str, str] = {}
+        for seq, kind in ((7001, PartyKind.OPERATOR), (7002, PartyKind.DEPARTMENT)):
+            body = {"kind": kind.value, "name": f"bench {kind.value}", "uscc": make_uscc(seq)}
+            created = client.post("/v1/parties", json=body, headers=registrar)
+            created.raise_for_status()
+            ids[kind.value], tokens[kind.value] = created.json()["id"], created.json()["token"]
+        say(f"  HTTP server up on {base}; operator and department registered")
+        when = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        bodies = [
+            json.dumps(
+                [
+                    {
+                        "event_id": f"http-{i}",
+                        "accessor": ids[PartyKind.DEPARTMENT.value],
+                        "resource": "res-population-basic",
+                        "purpose": "social-assistance-review",
+                        "fields": ["name", "id_number_hash", "address"],
+                        "mode": "masked",
+                        "record_count": 1,
+                        "time": when,
+                        "gateway": "bench-gateway-1",
+                    }
+                    for i in range(b, min(n, b + BATCH))
+                ]
+            ).encode()
+            for b in range(0, n, BATCH)
+        ]
+        headers = {
+            "Authorization": f"Bearer {tokens[PartyKind.OPERATOR.value]}",
+            "Content-Type": "application/json",
+        }
+        start = time.perf_counter()
+        for raw in bodies:
+            response = client.post("/v1/access-events", content=raw, headers=headers)
+            if response.status_code != 201:
+                raise RuntimeError(f"POST /v1/access-events: {response.status_code} {response.text[:500]}")
+        seconds = time.perf_counter() - start
+        last = response.json()
+        if last[-1]["duplicate"] or last[-1]["index"] != n - 1:
+            raise RuntimeError(f"unexpected last acknowledgement {last[-1]}")
     return Row(
         M_ACK,
-        "HTTP POST /v1/access-events, 1000/request (uvicorn, SQLite)",
+        f"HTTP POST /v1/access-events, 1000/request (uvicorn, {backend})",
         n,
         seconds,
         n / seconds,

@@ -83,7 +83,13 @@ class Chain:
 
     @classmethod
     def http(cls, url: str, *, timeout: float = 30.0) -> Chain:
-        w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        # No retries inside web3 (by default it retries reads 5 times): ``timeout`` then bounds a
+        # request as SHARETRAIL_CHAIN_TIMEOUT says, and a hung node holds an API request for one
+        # timeout, not six. The anchoring loop retries on its own schedule.
+        provider = Web3.HTTPProvider(
+            url, request_kwargs={"timeout": timeout}, exception_retry_configuration=None
+        )
+        w3 = Web3(provider)
         return cls(w3, kind="http")
 
     def close(self) -> None:

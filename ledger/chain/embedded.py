@@ -7,11 +7,15 @@ funded account, never eth-tester's well-known test keys); later starts reopen th
 canonical head, so blocks, balances, nonces, contracts and their storage survive a restart.
 
 Every mined block is committed to disk before ``eth_sendRawTransaction`` returns (auto-mining), so
-a transaction hash handed to a caller is never lost by a crash.
+a transaction hash handed to a caller is never lost by a crash; a block whose write fails (a full
+disk) is dropped from memory too, and the sender gets ``ChainError`` (``chain_write_failed``).
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -28,6 +32,7 @@ from web3.providers.eth_tester import EthereumTesterProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.chain.kvstore import SQLiteKV
+from ledger.errors import ChainError
 
 # eth-tester's chain id: web3's EthereumTesterProvider answers eth_chainId with this constant, so the
 # chain must validate transactions against the same value.
@@ -49,13 +54,60 @@ class _EmbeddedChain(MiningChain):
         return super().get_vm().get_transaction_builder()
 
 
+_HELD: dict[Path, tuple[int, int]] = {}  # lock file -> (fd, opens in this process)
+_HELD_LOCK = threading.Lock()
+
+
+def _claim(path: Path) -> Path:
+    """One process per embedded chain: py-evm keeps the chain's head in memory, so two processes
+    mining on one file would fork it silently (two blocks at one height, each process blind to the
+    other's). An exclusive ``flock`` on ``<file>.lock``, held while the chain is open, makes the
+    second process fail at once instead; opens within one process share it."""
+    lock = path.with_name(path.name + ".lock")
+    with _HELD_LOCK:
+        held = _HELD.get(lock)
+        if held is not None:
+            _HELD[lock] = (held[0], held[1] + 1)
+            return lock
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise ChainError(
+                f"the embedded chain {path} is open in another process; several processes (uvicorn "
+                "--workers) need an external chain: SHARETRAIL_CHAIN=http(s)://…",
+                code="embedded_chain_in_use",
+            ) from None
+        _HELD[lock] = (fd, 1)
+        return lock
+
+
+def _release(lock: Path) -> None:
+    with _HELD_LOCK:
+        held = _HELD.get(lock)
+        if held is None:
+            return
+        if held[1] > 1:
+            _HELD[lock] = (held[0], held[1] - 1)
+            return
+        del _HELD[lock]
+        os.close(held[0])  # releases the flock
+
+
 class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
     """A PyEVMBackend whose database is a file; reopened from its canonical head on restart."""
 
     def __init__(self, path: Path, funder: bytes) -> None:
-        self._kv = SQLiteKV(path)
-        self._funder = funder
-        super().__init__()
+        self._claimed = _claim(path)
+        try:
+            self._kv = SQLiteKV(path)
+            self._funder = funder
+            super().__init__()
+        except BaseException:
+            _release(self._claimed)
+            raise
 
     def reset_to_genesis(self, *args: Any, **kwargs: Any) -> None:
         base_db = AtomicDB(self._kv)
@@ -77,15 +129,27 @@ class PersistentPyEVMBackend(PyEVMBackend):  # type: ignore[misc]
                 hashes = super().mine_blocks(num_blocks)
             else:
                 hashes = super().mine_blocks(num_blocks, coinbase)
-        except BaseException:
+            self._kv.commit()
+        except BaseException as exc:
+            # A block that did not reach the disk must not be seen either: drop the buffered writes
+            # and reopen the chain from its head on disk. Otherwise later reads (the anchor's
+            # ``latest()``, a receipt) would report a block that a crash loses — and the store would
+            # record a checkpoint the chain no longer has (found by the full-disk fault test).
             self._kv.discard()
+            self.reset_to_genesis()
+            if isinstance(exc, sqlite3.Error):
+                raise ChainError(
+                    f"the embedded chain could not write its block: {exc}", code="chain_write_failed"
+                ) from exc
             raise
-        self._kv.commit()
         return hashes
 
     def close(self) -> None:
-        self._kv.commit()
-        self._kv.close()
+        try:
+            self._kv.commit()
+            self._kv.close()
+        finally:
+            _release(self._claimed)
 
 
 class _LockedTesterProvider(EthereumTesterProvider):

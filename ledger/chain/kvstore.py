@@ -81,7 +81,8 @@ class SQLiteKV(BaseDB):
                     self._conn.executemany("DELETE FROM kv WHERE k = ?", dels)
                 self._conn.execute("COMMIT")
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                if self._conn.in_transaction:  # SQLite may have rolled back already (SQLITE_FULL, IOERR)
+                    self._conn.execute("ROLLBACK")
                 raise
             self._pending.clear()
 

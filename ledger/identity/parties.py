@@ -10,6 +10,7 @@ the database still says active (DESIGN.md trust model — the chain is the share
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -25,7 +26,15 @@ from web3 import Web3
 from web3.contract.contract import Contract
 
 from ledger.chain.client import Chain
-from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
+from ledger.errors import (
+    ChainError,
+    Conflict,
+    ContractRevert,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+)
 from ledger.identity.uscc import validate_uscc
 from ledger.identity.vault import KeyVault
 from ledger.store.db import Store
@@ -33,6 +42,7 @@ from ledger.store.models import Party
 from ledger.types import Custody, PartyKind, PartyStatus
 
 TOKEN_PREFIX = "st_"
+log = logging.getLogger("sharetrail.parties")
 
 
 def hash_token(token: str) -> str:
@@ -181,12 +191,28 @@ class PartyService:
         return party
 
     def is_active_on_chain(self, address: str) -> bool:
+        """The party's status in ``PartyRegistry``, cached for ``cache_seconds``.
+
+        While the chain cannot be reached, the status last read from it stands (stale-if-error) and
+        is not asked again for ``cache_seconds``: recording what happened must not stop with the chain
+        (issue 8: ingestion continues through a node outage). A party never seen on chain by this
+        process is refused (the ChainError, 503) until the chain answers."""
         now = time.monotonic()
         with self._lock:
             hit = self._active.get(address)
             if hit is not None and now - hit[0] < self._cache_seconds:
                 return hit[1]
-        active = bool(self.chain.call(self.registry.functions.isActive(address)))
+        try:
+            active = bool(self.chain.call(self.registry.functions.isActive(address)))
+        except ContractRevert:
+            raise
+        except ChainError as exc:
+            if hit is None:
+                raise
+            log.warning("chain unreachable (%s); party %s keeps its last known status", exc.code, address)
+            with self._lock:
+                self._active[address] = (time.monotonic(), hit[1])
+            return hit[1]
         with self._lock:
             self._active[address] = (now, active)
         return active

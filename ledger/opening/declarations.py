@@ -2,9 +2,10 @@
 
 A contract obliges the enterprise to declare derived products (衍生产品); each declaration names the
 product, what it is, the accesses it was made from (log indices — each must be the enterprise's own
-access under this contract), the purpose it serves and how it is released. It is an entry of the log like any other event,
-so it is anchored with the rest and the regulator's lineage links product → accesses → resources;
-the purpose-mismatch alert compares the declared use with the purposes the data was taken for.
+access under this contract), the purpose it serves and how it is released. It is an entry of the
+log like any other event, so it is anchored with the rest and the regulator's lineage links product →
+accesses → resources; the ``declared_use_mismatch`` alert compares the declared use with the
+purposes the data was taken for.
 """
 
 from __future__ import annotations

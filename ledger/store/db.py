@@ -16,6 +16,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,9 +25,20 @@ from ledger.errors import StoreError
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+DEFAULT_SQLITE_TIMEOUT = 30.0
+
+
+def sqlite_timeout(url: str) -> float:
+    """Seconds an SQLite writer waits for the lock: the URL's ``?timeout=`` (pysqlite's own URL
+    parameter), else 30. Past it the write fails — ``StoreError``, answered 503."""
+    value = make_url(url).query.get("timeout")
+    return float(value) if isinstance(value, str) else DEFAULT_SQLITE_TIMEOUT
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        timeout = sqlite_timeout(url)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -35,7 +47,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute(f"PRAGMA busy_timeout={round(timeout * 1000)}")
             cur.close()
 
         @event.listens_for(engine, "begin")

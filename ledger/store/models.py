@@ -105,7 +105,10 @@ class LogEntry(Base):
     """
 
     __tablename__ = "log_entries"
-    __table_args__ = (Index("ix_log_entries_kind_time", "kind", "time"),)
+    __table_args__ = (
+        Index("ix_log_entries_kind_time", "kind", "time"),
+        Index("ix_log_entries_kind_idx", "kind", "idx"),  # 0010: refusals newest first without a sort
+    )
 
     idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,21 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.console.session import SESSION_COOKIE, csrf_for
 from ledger.identity.id_number import make_id_number
 from ledger.identity.uscc import make_uscc
 from ledger.runtime import Ledger
 from ledger.settings import Settings
-from tests.support.world import BOOTSTRAP_TOKEN, World, access_event, build_world, request_body, resource_body
+from tests.support.world import (
+    BOOTSTRAP_TOKEN,
+    World,
+    access_event,
+    application_body,
+    build_world,
+    contract_body,
+    request_body,
+    resource_body,
+)
 
 CALLERS = ("registrar", "provider", "requester", "outsider", "operator", "enterprise", "regulator")
 
@@ -60,9 +71,27 @@ NPROV, NREQ, NREG, NFIL = F("not_provider"), F("not_requester"), F("not_registra
 NGRT, NREV = F("not_grantee"), F("not_authorized_to_revoke")
 HREQ, HGRT, HDIS = H("request_not_found"), H("grant_not_found"), H("dispute_not_found")
 HENT = H("entry_not_found")
+HCON, HAPP, HDEC = H("contract_not_found"), H("application_not_found"), H("declaration_not_found")
+NPTY, NCHG, NRVW = F("not_a_party"), F("not_authorized_to_change"), F("not_reviewer")
+
+
+@dataclass(frozen=True)
+class Console:
+    """A web-console route (api/routes/console.py): a session cookie instead of a bearer token, HTML
+    answers with the error code in ``X-Error-Code``, a CSRF token on every POST. Without a session a
+    page redirects to the login form (303) and a POST answers 401 ``login_required``."""
+
+    cells: tuple[Cell, ...]
+
+
+def C(*cells: Cell) -> Console:
+    return Console(cells)
+
+
+AUDIT_PAGE = C(OK, ROLE, ROLE, ROLE, ROLE, ROLE, OK)
 
 # fmt: off
-MATRIX: dict[tuple[str, str], str | tuple[Cell, ...]] = {
+MATRIX: dict[tuple[str, str], str | tuple[Cell, ...] | Console] = {
     #                                                    regis. prov.  reqst. outsd. oper.  entpr. regul.
     # public: no token needed
     ("GET", "/healthz"):                                PUBLIC,
@@ -137,6 +166,57 @@ MATRIX: dict[tuple[str, str], str | tuple[Cell, ...]] = {
     ("GET", "/v1/audit/trail"):                         (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
     ("POST", "/v1/audit/verify"):                       (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
     ("GET", "/v1/audit/alerts"):                        (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    # statistics: auditors see every scorecard, a department its own; lineage: auditors and the provider;
+    # the audit report: auditors
+    ("GET", "/v1/audit/statistics"):                    (OK,    OK,    OK,    OK,    ROLE,  ROLE,  OK),
+    ("GET", "/v1/audit/lineage/{resource_id}"):         (OK,    OK,    NPROV, NPROV, NPROV, NPROV, OK),
+    ("GET", "/v1/audit/report"):                        (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    # the web console: pages by party kind (ledger.audit.console_queries.PAGES); bundles as the API's
+    ("GET", "/console"):                                C(*ANY_PARTY),
+    ("GET", "/console/login"):                          PUBLIC,
+    ("POST", "/console/login"):                         C(*ANY_PARTY),
+    ("POST", "/console/logout"):                        C(*ANY_PARTY),
+    ("GET", "/console/dashboard"):                      AUDIT_PAGE,
+    ("POST", "/console/verify"):                        AUDIT_PAGE,
+    ("GET", "/console/trail"):                          AUDIT_PAGE,
+    ("GET", "/console/trail.csv"):                      AUDIT_PAGE,
+    ("GET", "/console/lineage"):                        AUDIT_PAGE,
+    ("GET", "/console/scorecards"):                     AUDIT_PAGE,
+    ("GET", "/console/workbench"):                      C(ROLE,  OK,    OK,    OK,    ROLE,  ROLE,  ROLE),
+    ("POST", "/console/requests/{request_id}/decision"):
+                                                        C(ROLE,  OK,    NPROV, HREQ,  ROLE,  ROLE,  ROLE),
+    ("GET", "/console/portal"):                         C(ROLE,  ROLE,  ROLE,  ROLE,  OK,    OK,    ROLE),
+    ("GET", "/console/bundles/{index}"):                C(OK,    OK,    OK,    HENT,  HENT,  HENT,  OK),
+    ("GET", "/console/bundles/{index}/download"):       C(OK,    OK,    OK,    HENT,  HENT,  HENT,  OK),
+    ("GET", "/console/static/{path:path}"):             PUBLIC,
+    # opening (issue 6): the operator proposes; the contract's parties and the supervisors see it; the
+    # enterprise and providers sign; its operator or the registrar changes its status; enterprises
+    # apply, the provider and the operator review; the registrar keeps the negative list; enterprises
+    # declare derived products, seen by themselves, the operator and the supervisors
+    ("POST", "/v1/open-contracts"):                     (ROLE,  ROLE,  ROLE,  ROLE,  OK,    ROLE,  ROLE),
+    ("GET", "/v1/open-contracts"):                      ANY_PARTY,
+    ("GET", "/v1/open-contracts/{contract_id}"):        (OK,    OK,    HCON,  HCON,  OK,    OK,    OK),
+    ("POST", "/v1/open-contracts/{contract_id}/sign"):  (NPTY,  OK,    HCON,  HCON,  NPTY,  OK,    NPTY),
+    ("POST", "/v1/open-contracts/{contract_id}/signature"):
+                                                        (OK,    OK,    HCON,  HCON,  OK,    OK,    NPTY),
+    ("POST", "/v1/open-contracts/{contract_id}/suspend"):
+                                                        (OK,    NCHG,  HCON,  HCON,  OK,    NCHG,  NCHG),
+    ("POST", "/v1/open-contracts/{contract_id}/resume"):
+                                                        (OK,    NCHG,  HCON,  HCON,  OK,    NCHG,  NCHG),
+    ("POST", "/v1/open-contracts/{contract_id}/terminate"):
+                                                        (OK,    NCHG,  HCON,  HCON,  OK,    NCHG,  NCHG),
+    ("POST", "/v1/open-applications"):                  (ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK,    ROLE),
+    ("GET", "/v1/open-applications"):                   ANY_PARTY,
+    ("GET", "/v1/open-applications/{application_id}"):  (OK,    OK,    HAPP,  HAPP,  OK,    OK,    OK),
+    ("POST", "/v1/open-applications/{application_id}/review"):
+                                                        (NRVW,  OK,    HAPP,  HAPP,  OK,    NRVW,  NRVW),
+    ("POST", "/v1/open-applications/{application_id}/signature"):
+                                                        (NPTY,  OK,    HAPP,  HAPP,  OK,    OK,    NPTY),
+    ("GET", "/v1/negative-list"):                       ANY_PARTY,
+    ("POST", "/v1/negative-list"):                      (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE),
+    ("POST", "/v1/declarations"):                       (ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK,    ROLE),
+    ("GET", "/v1/declarations"):                        (OK,    ROLE,  ROLE,  ROLE,  OK,    OK,    OK),
+    ("GET", "/v1/declarations/{declaration_id}"):       (OK,    HDEC,  HDEC,  HDEC,  OK,    OK,    OK),
 }
 # fmt: on
 
@@ -167,6 +247,9 @@ def _path_value(world: World, name: str, path: str = "") -> str:
         "grant_id": world.grant,
         "dispute_id": world.dispute,
         "index": str(world.access_index),
+        "contract_id": world.contract,
+        "application_id": world.application,
+        "declaration_id": world.declaration,
     }
     return values[name]
 
@@ -207,6 +290,22 @@ def _body(world: World, method: str, path: str) -> Any:
         ("POST", "/v1/disputes/{dispute_id}/answer/signature"): signature,
         ("PUT", "/v1/resources/{resource_id}/source"): {"kind": "csv", "location": world.source_location},
         ("POST", "/v1/data/{resource_id}"): {"grant": world.grant},
+        ("POST", "/v1/open-contracts"): contract_body(world.ids["enterprise"], world.contract_resource),
+        ("POST", "/v1/open-contracts/{contract_id}/signature"): signature,
+        ("POST", "/v1/open-contracts/{contract_id}/suspend"): {"reason": "授权矩阵"},
+        ("POST", "/v1/open-contracts/{contract_id}/resume"): {"reason": "授权矩阵"},
+        ("POST", "/v1/open-contracts/{contract_id}/terminate"): {"reason": "授权矩阵"},
+        ("POST", "/v1/open-applications"): application_body(world.application_resource),
+        ("POST", "/v1/open-applications/{application_id}/review"): {"approve": False, "reason": "授权矩阵"},
+        ("POST", "/v1/open-applications/{application_id}/signature"): signature,
+        ("POST", "/v1/negative-list"): {"resource_id": world.resource, "reason": "授权矩阵"},
+        ("POST", "/v1/declarations"): {
+            "contract_id": world.contract,
+            "name": f"衍生产品 {n}",
+            "inputs": [world.contract_access],
+            "purpose": "credit_assessment",
+            "release_mode": "internal",
+        },
         ("POST", "/v1/subjects/tokens"): {"id_number": make_id_number("520103", date(1990, 1, 1), n % 1000)},
     }
     return bodies.get((method, path))
@@ -214,9 +313,20 @@ def _body(world: World, method: str, path: str) -> Any:
 
 def call(client: TestClient, world: World, method: str, path: str, headers: dict[str, str]) -> Any:
     url = path
-    for name in ("party_id", "resource_id", "request_id", "grant_id", "dispute_id", "index"):
+    for name in (
+        "party_id",
+        "resource_id",
+        "request_id",
+        "grant_id",
+        "dispute_id",
+        "index",
+        "contract_id",
+        "application_id",
+        "declaration_id",
+    ):
         if "{" + name + "}" in url:
             url = url.replace("{" + name + "}", _path_value(world, name, path))
+    url = url.replace("{path:path}", "console.css")
     url += _query(world, path)
     body = _body(world, method, path)
     return (
@@ -271,6 +381,9 @@ def test_matrix(env: tuple[TestClient, World], method: str, path: str) -> None:
         r = call(client, world, method, path, {"Authorization": f"Bearer {world.subject_token}"})
         assert r.status_code == 200, r.text
         return
+    if isinstance(row, Console):
+        check_console(client, world, method, path, row)
+        return
     if row == PUBLIC:
         for headers in ({}, {"Authorization": "Bearer st_not-a-token"}, world.auth("enterprise")):
             r = call(client, world, method, path, headers)
@@ -298,6 +411,55 @@ def test_matrix(env: tuple[TestClient, World], method: str, path: str) -> None:
             assert (r.status_code, _error(r)["code"] if r.status_code >= 400 else None) == (status, code), (
                 f"{where}: expected {status} {code}, got {r.status_code} {r.text}"
             )
+
+
+def console_call(
+    client: TestClient, world: World, method: str, path: str, caller: str | None, *, csrf: bool = True
+) -> Any:
+    """A console request as ``caller``'s browser session (``None``: no session; ``"bad"``: a cookie
+    with an unknown token). The client keeps no cookies between calls."""
+    url = path.replace("{index}", str(world.access_index)).replace("{request_id}", world.request)
+    token = world.tokens.get(caller or "", "st_not-a-token")
+    headers = {"Cookie": f"{SESSION_COOKIE}={token}"} if caller is not None else {}
+    form: dict[str, str] = {"csrf": csrf_for(token)} if csrf and caller is not None else {}
+    if path == "/console/login":
+        headers, form = {}, {"token": token}
+    elif path.endswith("/decision"):
+        form.update(decision="reject", reason="授权矩阵")
+    try:
+        return client.request(method, url, headers=headers, data=form or None, follow_redirects=False)
+    finally:
+        client.cookies.clear()
+
+
+def check_console(client: TestClient, world: World, method: str, path: str, row: Console) -> None:
+    def code(r: Any) -> str | None:
+        value: str | None = r.headers.get("x-error-code")
+        return value
+
+    if path == "/console/login":  # the login form itself: a known token opens a session, others do not
+        r = console_call(client, world, method, path, "bad")
+        assert r.status_code == 401 and "set-cookie" not in r.headers, r.text
+    else:
+        for caller in (None, "bad"):  # no session, or a stale one: back to the login form
+            r = console_call(client, world, method, path, caller)
+            if method == "GET":
+                assert r.status_code == 303, r.text
+                assert r.headers["location"].startswith("/console/login?next="), r.headers
+            else:
+                assert (r.status_code, code(r)) == (401, "login_required"), r.text
+    if method == "POST" and path != "/console/login":  # a session without its CSRF token is refused
+        r = console_call(client, world, method, path, "regulator", csrf=False)
+        assert (r.status_code, code(r)) == (403, "csrf_failed"), r.text
+    cells = sorted(zip(CALLERS, row.cells, strict=True), key=lambda c: c[1] == OK)
+    for caller, expected in cells:
+        r = console_call(client, world, method, path, caller)
+        where = f"{method} {path} as {caller}"
+        if isinstance(expected, str):  # OK
+            assert r.status_code in {200, 303, 409}, f"{where}: expected to pass, got {r.status_code}"
+            assert code(r) not in AUTHZ_CODES, f"{where}: {code(r)}"
+        else:
+            assert (r.status_code, code(r)) == expected, f"{where}: expected {expected}, got {r.status_code}"
 
 
 # (/v1/proofs/access/{index} is not here: which log indices exist is public — the checkpoint gives the
@@ -354,7 +516,8 @@ def test_suspended_party_is_refused_on_every_authenticated_route(env: tuple[Test
     assert r.status_code == 200, r.text
     try:
         for (method, path), row in sorted(MATRIX.items()):
-            if row in (PUBLIC, SUBJECT):
+            # the console's suspended sessions: tests/integration/test_console.py
+            if row in (PUBLIC, SUBJECT) or isinstance(row, Console):
                 continue
             r = call(client, world, method, path, {"Authorization": f"Bearer {token}"})
             assert r.status_code == 403 and _error(r)["code"] == "party_suspended", (

@@ -529,6 +529,16 @@ def test_usage_declarations(env: dict[str, Any]) -> None:
         logged["kind"] == "declaration" and logged["contract"] == cid and logged["inputs"] == [first, second]
     )
     assert [d["id"] for d in c.get("/v1/declarations", headers=env["jianguan"]).json()] == [declared["id"]]
+    # The lineage: provider → contract → enterprise → derived product.
+    graph = c.get(f"/v1/audit/lineage/{env['GY-C-1']}", headers=env["jianguan"]).json()
+    kinds = {n["id"]: n["kind"] for n in graph["nodes"]}
+    contract_node, product_node = f"contract:{cid}", f"derived_product:{declared['id']}"
+    assert kinds[contract_node] == "contract" and kinds[product_node] == "derived_product"
+    edges = {(e["source"], e["target"]): e for e in graph["edges"]}
+    assert edges[(f"provider:{env['renshe_id']}", contract_node)]["count"] == 1
+    assert edges[(contract_node, f"accessor:{env['qiye_id']}")]["purposes"] == ["credit_assessment"]
+    assert edges[(f"accessor:{env['qiye_id']}", product_node)]["count"] == 2
+    assert not [e for e in graph["edges"] if e["source"].startswith("grant:")]
     alerts = c.get("/v1/audit/alerts", headers=env["jianguan"]).json()["alerts"]
     assert not [a for a in alerts if a["rule"] == "declared_use_mismatch"]
     # Data taken for credit assessment, declared as used for statistics: the regulator is told.

@@ -50,18 +50,26 @@ class World:
     subject_token: str  # a data subject's token (issued by the registrar)
     source_location: str  # the CSV file registered as ``open_resource``'s data source
     access_index: int  # anchored event about that subject, by ``requester`` of ``provider``'s data
+    contract_resource: str  # open type contract (契约式开放), by ``provider``, with a data source
+    contract: str  # effective open contract: ``operator``, ``enterprise``, ``provider``
+    contract_access: int  # ``enterprise``'s access of ``contract_resource`` under ``contract``
+    application: str  # pending application of ``enterprise`` for ``application_resource``
+    application_resource: str  # open type on_application, by ``provider``
+    declaration: str  # ``enterprise``'s derived product from ``contract_access``
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
 
 
-def resource_body(code: str, share_type: str = "conditional", level: int = 2) -> dict[str, Any]:
+def resource_body(
+    code: str, share_type: str = "conditional", level: int = 2, open_type: str = "none"
+) -> dict[str, Any]:
     return {
         "code": code,
         "name": f"资源 {code}",
         "format": "table",
         "share_type": share_type,
-        "open_type": "none",
+        "open_type": open_type,
         "level": level,
         "update_frequency": "monthly",
         "legal_basis": "《贵州省大数据发展应用促进条例》",
@@ -177,6 +185,7 @@ def build_world(client: TestClient, ledger: Ledger, *, uscc_base: int = 900) -> 
     )
     assert recorded.status_code == 201, recorded.text
     index = int(recorded.json()[0]["index"])
+    opening = _opening(client, auth, ids, str(sources / "hostile.csv"))
     assert ledger.anchorer.anchor_once() is not None
     return World(
         tokens=tokens,
@@ -191,7 +200,90 @@ def build_world(client: TestClient, ledger: Ledger, *, uscc_base: int = 900) -> 
         subject_token=subject["token"],
         source_location=str(sources / "hostile.csv"),
         access_index=index,
+        **opening,
     )
+
+
+def contract_body(enterprise_id: str, resource_id: str) -> dict[str, Any]:
+    return {
+        "enterprise_id": enterprise_id,
+        "resources": [resource_id],
+        "purposes": ["credit_assessment"],
+        "scope": {resource_id: {"fields": ["district"], "mode": "masked", "max_records": 100}},
+        "valid_from": (NOW - timedelta(minutes=5)).isoformat(),
+        "valid_until": (NOW + timedelta(days=365)).isoformat(),
+        "terms_hash": "0x" + "ab" * 32,
+    }
+
+
+def application_body(resource_id: str) -> dict[str, Any]:
+    return {
+        "resource_id": resource_id,
+        "purpose": {"code": "employment_service", "text": "岗位匹配"},
+        "scope": {"fields": ["district"], "mode": "aggregate", "max_records": 100},
+        "qualifications": [{"name": "营业执照", "sha256": "0x" + "cd" * 32}],
+        "valid_from": (NOW - timedelta(minutes=5)).isoformat(),
+        "valid_until": (NOW + timedelta(days=90)).isoformat(),
+    }
+
+
+def _opening(
+    client: TestClient, auth: dict[str, dict[str, str]], ids: dict[str, str], source: str
+) -> dict[str, Any]:
+    """An effective open contract with an access and a declaration under it, and a pending application."""
+    body = resource_body("GY-HOSTILE-003", open_type="contract")
+    contract_resource = _ok(client.post("/v1/resources", json=body, headers=auth["provider"]))["id"]
+    body = resource_body("GY-HOSTILE-004", open_type="on_application")
+    application_resource = _ok(client.post("/v1/resources", json=body, headers=auth["provider"]))["id"]
+    put = client.put(
+        f"/v1/resources/{contract_resource}/source",
+        json={"kind": "csv", "location": source},
+        headers=auth["provider"],
+    )
+    assert put.status_code == 200, put.text
+    contract = _ok(
+        client.post(
+            "/v1/open-contracts",
+            json=contract_body(ids["enterprise"], contract_resource),
+            headers=auth["operator"],
+        )
+    )["id"]
+    for who in ("enterprise", "provider"):
+        signed = _ok(client.post(f"/v1/open-contracts/{contract}/sign", json={}, headers=auth[who]), 200)
+    assert signed["status"] == "effective", signed
+    got = client.get(
+        f"/v1/data/{contract_resource}",
+        params={"contract": contract, "purpose": "credit_assessment"},
+        headers=auth["enterprise"],
+    )
+    assert got.status_code == 200, got.text
+    contract_access = int(got.headers["X-Access-Event"])
+    declaration = _ok(
+        client.post(
+            "/v1/declarations",
+            json={
+                "contract_id": contract,
+                "name": "区域分布报告",
+                "inputs": [contract_access],
+                "purpose": "credit_assessment",
+                "release_mode": "customers",
+            },
+            headers=auth["enterprise"],
+        )
+    )["id"]
+    application = _ok(
+        client.post(
+            "/v1/open-applications", json=application_body(application_resource), headers=auth["enterprise"]
+        )
+    )["id"]
+    return {
+        "contract_resource": contract_resource,
+        "contract": contract,
+        "contract_access": contract_access,
+        "application": application,
+        "application_resource": application_resource,
+        "declaration": declaration,
+    }
 
 
 def _write_source(path: Path) -> None:

@@ -1,0 +1,318 @@
+"""API throughput and latency under concurrency: an async load generator against uvicorn workers.
+
+**The server**: ``uvicorn --factory <app factory> --workers N`` in its own process group, on an
+external chain (a throw-away Hardhat node: the embedded chain is one process's by construction) and
+a database shared by the workers (SQLite in WAL mode, or PostgreSQL); the anchoring loop runs (one
+leader among the workers) as in production. Before it starts, the ledger is prepared in-process
+once (migrations, contracts, an operator) and ``seed_events`` events are recorded and anchored, so
+proofs have a tree to come from.
+
+**The load**: ``concurrency`` closed-loop clients on one ``httpx.AsyncClient`` (keep-alive, one
+connection each), each sending its next request as soon as the previous one is answered, with the
+operator's token, a weighted mix of ``GET /v1/log/checkpoint``, ``GET /v1/log/proof/inclusion`` at a
+random index of the anchored tree, and ``POST /v1/access-events`` of ``post_batch`` new events. The
+first ``warmup`` seconds are not counted; throughput is the requests *started* in the next
+``seconds`` over ``seconds``; latency is from send to the full response. The generator runs on the
+same machine as the server (say so beside the figures: on a 2-core machine it takes a share of the
+CPU the workers would otherwise have).
+
+**Beside it**: the same mix against one worker — what the second worker buys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ledger.identity.parties import NewParty
+from ledger.identity.uscc import make_uscc
+from ledger.log.events import AccessEvent
+from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.types import PartyKind
+
+Say = Callable[[str], None]
+BOOTSTRAP_TOKEN = "st_bench-load-registrar-token"
+OPS = ("checkpoint", "proof", "ingest")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serve_uvicorn(
+    app_factory: str, env: Mapping[str, str], log_path: Path, *, workers: int = 1, timeout: float = 120
+) -> Iterator[str]:
+    """``uvicorn --factory app_factory`` on a free loopback port until the block ends; yields its
+    base URL once ``/healthz`` answers 200. ``env`` is the whole environment of the server (the
+    ``SHARETRAIL_*`` settings); the package root is put on its ``PYTHONPATH``. ``ledger`` does not
+    import ``api``: the caller hands the factory's import string in."""
+    import httpx
+
+    port = free_port()
+    root = str(Path(__file__).resolve().parents[2])
+    full_env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)}
+    cmd = [sys.executable, "-m", "uvicorn", "--factory", app_factory, "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(workers)]
+    with log_path.open("ab") as server_log:
+        proc = subprocess.Popen(
+            cmd, env=full_env, cwd=root, stdout=server_log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"uvicorn exited {proc.returncode}: {log_path.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{base}/healthz", timeout=5).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"uvicorn did not become healthy within {timeout:g} s")
+            time.sleep(0.2)
+        yield base
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)  # the master and its workers
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+# --------------------------------------------------------------------------- sizes and results
+
+
+@dataclass(frozen=True)
+class LoadSizes:
+    seconds: float = 20.0
+    warmup: float = 3.0
+    concurrency: int = 32
+    seed_events: int = 10_000
+    post_batch: int = 10
+    mix: tuple[int, int, int] = (45, 45, 10)  # weights of OPS
+    workers: tuple[int, ...] = (1, 2)
+
+    @classmethod
+    def quick(cls) -> LoadSizes:
+        return cls(seconds=1.5, warmup=0.5, concurrency=8, seed_events=300)
+
+
+@dataclass(frozen=True)
+class OpStats:
+    n: int
+    p50: float  # ms
+    p99: float  # ms
+
+
+@dataclass
+class LoadResult:
+    backend: str
+    workers: int
+    concurrency: int
+    seconds: float
+    requests: int
+    events: int  # ingested by the POSTs counted
+    p50: float  # ms, all requests
+    p99: float
+    ops: dict[str, OpStats] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)  # "op status" -> count
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def label(self) -> str:
+        return f"{self.workers} worker{'s' if self.workers > 1 else ''}, {self.backend}"
+
+
+def _stats(values: list[float]) -> OpStats:
+    return OpStats(len(values), statistics.median(values) if values else 0.0, _p(values, 99))
+
+
+def _p(values: list[float], q: int) -> float:
+    if len(values) < 2:
+        return values[0] if values else 0.0
+    return statistics.quantiles(values, n=100)[q - 1]
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+@dataclass(frozen=True)
+class Prepared:
+    token: str
+    accessor: str
+    tree_size: int
+
+
+def prepare(settings: Settings, seed_events: int) -> Prepared:
+    """Open the ledger once (migrations, contracts), register an operator and a department, record
+    ``seed_events`` events and anchor them."""
+    with Ledger.open(settings) as ledger:
+        registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+        operator, token = ledger.parties.register(
+            registrar, NewParty(PartyKind.OPERATOR, "load operator", make_uscc(7101))
+        )
+        department, _ = ledger.parties.register(
+            registrar, NewParty(PartyKind.DEPARTMENT, "load department", make_uscc(7102))
+        )
+        when = datetime.now(UTC) - timedelta(minutes=1)
+        for start in range(0, seed_events, 1000):
+            ledger.log.record_gateway_events(
+                operator,
+                [
+                    AccessEvent.model_validate(_event(f"seed-{i}", department.id, when))
+                    for i in range(start, min(seed_events, start + 1000))
+                ],
+            )
+        checkpoint = ledger.anchorer.anchor_once()
+        if checkpoint is None:
+            raise RuntimeError("nothing anchored after seeding")
+        return Prepared(token=token, accessor=department.id, tree_size=checkpoint.size)
+
+
+def _event(event_id: str, accessor: str, when: datetime) -> dict[str, object]:
+    return {
+        "event_id": event_id,
+        "accessor": accessor,
+        "resource": "res-population-basic",
+        "purpose": "statistics",
+        "fields": ["district", "population"],
+        "mode": "aggregate",
+        "record_count": 1,
+        "time": when.isoformat(),
+        "gateway": "bench-load",
+    }
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+async def generate(base: str, prepared: Prepared, sizes: LoadSizes, run: str, seed: int) -> LoadResult:
+    """Drive the mix; return the counts and latencies of the measured window."""
+    import httpx
+
+    rng = random.Random(seed)
+    limits = httpx.Limits(max_connections=sizes.concurrency, max_keepalive_connections=sizes.concurrency)
+    headers = {"Authorization": f"Bearer {prepared.token}"}
+    latencies: dict[str, list[float]] = {op: [] for op in OPS}
+    errors: Counter[str] = Counter()
+    events = 0
+    when = datetime.now(UTC) - timedelta(minutes=1)
+    started = time.perf_counter()
+    measure_from = started + sizes.warmup
+    end = measure_from + sizes.seconds
+
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=120) as client:
+
+        async def user(u: int) -> None:
+            nonlocal events
+            seq = 0
+            while (sent := time.perf_counter()) < end:
+                op = rng.choices(OPS, weights=sizes.mix)[0]
+                if op == "checkpoint":
+                    response = await client.get("/v1/log/checkpoint")
+                elif op == "proof":
+                    index = rng.randrange(prepared.tree_size)
+                    params = {"index": index, "tree_size": prepared.tree_size}
+                    response = await client.get("/v1/log/proof/inclusion", params=params)
+                else:
+                    ids = [f"{run}-{u}-{seq}-{k}" for k in range(sizes.post_batch)]
+                    body = [_event(event_id, prepared.accessor, when) for event_id in ids]
+                    seq += 1
+                    response = await client.post(
+                        "/v1/access-events",
+                        content=json.dumps(body),
+                        headers={"Content-Type": "application/json"},
+                    )
+                took = (time.perf_counter() - sent) * 1000
+                if sent < measure_from:
+                    continue
+                latencies[op].append(took)
+                if response.status_code >= 400:
+                    errors[f"{op} {response.status_code}"] += 1
+                elif op == "ingest":
+                    events += sizes.post_batch
+
+        await asyncio.gather(*(user(u) for u in range(sizes.concurrency)))
+
+    every = [t for op in OPS for t in latencies[op]]
+    return LoadResult(
+        backend="",
+        workers=0,
+        concurrency=sizes.concurrency,
+        seconds=sizes.seconds,
+        requests=len(every),
+        events=events,
+        p50=statistics.median(every) if every else 0.0,
+        p99=_p(every, 99),
+        ops={op: _stats(v) for op, v in latencies.items()},
+        errors=dict(errors),
+    )
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def run_load_bench(
+    sizes: LoadSizes,
+    *,
+    app_factory: str,
+    chain_url: str,
+    backends: Mapping[str, str | None],
+    progress: Say | None = None,
+) -> list[LoadResult]:
+    """For each backend (name → database URL, ``None`` for SQLite in the data directory) and each
+    worker count, the mix against ``uvicorn --workers N`` on ``chain_url``."""
+    say = progress or (lambda _msg: None)
+    results: list[LoadResult] = []
+    with tempfile.TemporaryDirectory(prefix="sharetrail-bench-load-") as tmp:
+        for backend, db_url in backends.items():
+            data_dir = Path(tmp) / backend
+            settings = Settings(
+                data_dir=data_dir,
+                db_url=db_url,
+                chain=chain_url,
+                bootstrap_token=BOOTSTRAP_TOKEN,
+                anchor_loop=False,
+            )
+            say(f"  load, {backend}: preparing (contracts, {sizes.seed_events:,} events anchored) …")
+            prepared = prepare(settings, sizes.seed_events)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("SHARETRAIL_")}
+            env |= {"SHARETRAIL_DATA_DIR": str(data_dir), "SHARETRAIL_CHAIN": chain_url}
+            if db_url is not None:
+                env["SHARETRAIL_DB_URL"] = db_url
+            for workers in sizes.workers:
+                clients = f"{sizes.concurrency} clients for {sizes.seconds:g} s"
+                say(f"  load, {backend}, {workers} worker(s): {clients} …")
+                log_path = Path(tmp) / f"uvicorn-{backend}-{workers}.log"
+                with serve_uvicorn(app_factory, env, log_path, workers=workers) as base:
+                    run = f"load-{backend}-{workers}"
+                    result = asyncio.run(generate(base, prepared, sizes, run, seed=workers))
+                result.backend, result.workers = backend, workers
+                results.append(result)
+    return results
