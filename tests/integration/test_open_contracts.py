@@ -588,6 +588,20 @@ def test_bundles_verified_with_the_server_stopped(
         c = env["client"]
         cid = effective_contract(env)
         before = int(access(env, env["GY-C-1"], cid).headers["X-Access-Event"])
+        # An exchange platform reports a use under the contract for a purpose the contract does not name.
+        stray = {
+            "event_id": "ext:stray-purpose",
+            "accessor": env["qiye_id"],
+            "resource": env["GY-C-1"],
+            "contract": cid,
+            "purpose": "law_enforcement",
+            "time": datetime.now(UTC).isoformat(),
+            "chain_time": env["ledger"].chain.latest_block()["timestamp"],
+            "gateway": "exchange-platform-1",
+        }
+        r = c.post("/v1/access-events", json=[stray], headers=env["operator"])
+        assert r.status_code == 201, r.text
+        outside = r.json()[0]["index"]
         r = c.post(f"/v1/open-contracts/{cid}/terminate", json={"reason": "协议解除"}, headers=BOOT)
         assert r.json()["status"] == "terminated", r.text
         # An exchange platform reports an access under the contract after its termination: the log
@@ -611,7 +625,8 @@ def test_bundles_verified_with_the_server_stopped(
         after = r.json()[0]["index"]
         env["ledger"].anchorer.anchor_once()
         bundles = {
-            i: c.get(f"/v1/proofs/access/{i}", headers=env["jianguan"]).json() for i in (before, after)
+            i: c.get(f"/v1/proofs/access/{i}", headers=env["jianguan"]).json()
+            for i in (before, after, outside)
         }
         # One more access, never anchored: its bundle can only be forged from an unanchored root.
         r = c.get(f"/v1/data/{env['GY-O-1']}", headers=env["qiye"])
@@ -632,6 +647,7 @@ def test_bundles_verified_with_the_server_stopped(
         assert out.returncode == 1 and out.stdout.startswith(f"FAILED {code}:"), out.stdout + out.stderr
 
     refused(bundles[after], "contract_terminated")
+    refused(bundles[outside], "purpose_not_in_contract")
     # The third party's own verifier (web3.py and hashlib only) agrees.
     script = Path(__file__).resolve().parents[2] / "docs" / "verify_bundle_standalone.py"
     for bundle, expected in (
