@@ -129,6 +129,10 @@ def all_(
     ] = 10_000_000,
     compare: Annotated[int, typer.Option(min=1, help="leaves of the comparison with pymerkle")] = 1_000_000,
     load_seconds: Annotated[float, typer.Option(min=0.5, help="measured seconds per API load run")] = 20.0,
+    big_log_db: Annotated[
+        Path | None,
+        typer.Option(help="reuse this log of exactly --big-log events (from `sharetrail bench trail --db`)"),
+    ] = None,
     postgres: Annotated[bool, typer.Option(help="also on a throw-away PostgreSQL server")] = True,
 ) -> None:
     """Every issue-8 figure in one run and one table, each beside its comparison (ingest, Merkle vs
@@ -149,6 +153,7 @@ def all_(
         sizes,
         app_factory="api.app:create_app",
         postgres=postgres,
+        big_log_db=big_log_db,
         progress=lambda msg: err.print(msg, style="dim"),
     )
     Console(width=max(Console().width, 200)).print(render(result))

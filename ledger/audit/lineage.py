@@ -27,15 +27,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import Forbidden, NotFound
+from ledger.log.events import EventKind
 from ledger.store.db import Store
 from ledger.store.models import DerivedProduct, LogEntry, OpenContract, Party, Resource, ShareRequest
 from ledger.types import PartyKind
 
 AUDITORS = (PartyKind.REGULATOR, PartyKind.REGISTRAR)
+ONWARD_ACCESSORS = 10  # onward shares are followed for the accessors that took the most
 
 
 class NodeKind(enum.StrEnum):
@@ -106,6 +108,13 @@ UsageRow = tuple[str | None, str | None, str | None, int, datetime | None]
 """(grant_ref, accessor, purpose, accesses, first access time) — the log grouped for one resource."""
 
 
+def _kind_is(kind: EventKind) -> ColumnElement[bool]:
+    """``kind || '' = …``: the resource's indexes drive and the kind only sifts — on the kind's own
+    indexes the planner would walk every access in the log (10M events: 4.9 s against 0.08 s for
+    one department's resources since a date)."""
+    return (LogEntry.kind + "") == kind.value
+
+
 def node_id(kind: NodeKind, key: str) -> str:
     """Node ids are ``kind:key`` so a party that both provides and accesses stays two nodes."""
     return f"{kind.value}:{key}"
@@ -166,14 +175,14 @@ class LineageService:
                     func.count(),
                     func.min(LogEntry.time),
                 )
-                .where(LogEntry.resource.in_(refs), LogEntry.kind == "access")  # EventKind.ACCESS
+                .where(LogEntry.resource.in_(refs), _kind_is(EventKind.ACCESS))
                 .group_by(LogEntry.grant_ref, LogEntry.accessor, LogEntry.purpose)
             ).all()
             denied: dict[str, int] = {
                 str(who): int(n)
                 for who, n in session.execute(
                     select(LogEntry.accessor, func.count())
-                    .where(LogEntry.resource.in_(refs), LogEntry.kind == "denied")  # EventKind.DENIED
+                    .where(LogEntry.resource.in_(refs), _kind_is(EventKind.DENIED))
                     .where(LogEntry.accessor.is_not(None))
                     .group_by(LogEntry.accessor)
                 )
@@ -418,15 +427,19 @@ class LineageService:
         usage: list[UsageRow],
     ) -> tuple[list[Node], list[Edge]]:
         """Onward shares: resources an accessor provides, accessed by others from its first access of
-        this resource on (see the module docstring for what this does and does not show)."""
+        this resource on (see the module docstring for what this does and does not show) — for the
+        :data:`ONWARD_ACCESSORS` accessors that took the most: each costs a scan of its own
+        resources' later accesses, and a hot resource is taken by nearly every department."""
         first: dict[str, datetime] = {}
-        for _ref, accessor, _purpose, _count, when in usage:
-            if (
-                accessor is not None
-                and when is not None
-                and (accessor not in first or when < first[accessor])
-            ):
+        taken: dict[str, int] = defaultdict(int)
+        for _ref, accessor, _purpose, count, when in usage:
+            if accessor is None or when is None:
+                continue
+            taken[accessor] += count
+            if accessor not in first or when < first[accessor]:
                 first[accessor] = when
+        top = sorted(first, key=lambda a: (-taken[a], a))[:ONWARD_ACCESSORS]
+        first = {a: first[a] for a in top}
         if not first:
             return [], []
         provided: dict[str, list[Resource]] = defaultdict(list)
@@ -443,7 +456,7 @@ class LineageService:
                 select(LogEntry.resource, LogEntry.purpose, func.count())
                 .where(
                     LogEntry.resource.in_(list(by_ref)),
-                    LogEntry.kind == "access",
+                    _kind_is(EventKind.ACCESS),
                     LogEntry.time >= first[accessor],
                     LogEntry.accessor != accessor,
                 )

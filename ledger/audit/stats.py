@@ -235,8 +235,13 @@ class StatisticsService:
             parties = dict(session.execute(select(Party.id, Party.name)).all())
             if party_id is not None and party_id not in parties:
                 raise NotFound(f"no party {party_id}", code="party_not_found")
-            resources = {r.id: r for r in session.scalars(select(Resource))}
-            scoped: Resource | None = None
+            resources = {
+                r.id: r
+                for r in session.execute(
+                    select(Resource.id, Resource.code, Resource.name, Resource.provider_id)
+                )
+            }
+            scoped: Any = None
             if resource_id is not None:
                 scoped = resources.get(resource_id) or next(
                     (r for r in resources.values() if r.code == resource_id), None
@@ -245,10 +250,15 @@ class StatisticsService:
                     raise NotFound(f"no resource {resource_id}", code="resource_not_found")
             by_ref = {**{r.code: r for r in resources.values()}, **resources}
             where = self._exchange_filter(since, until, party_id, scoped, resources.values())
+            # Three grouped scans with few groups each (a resource has one provider), rather than one
+            # by (provider, resource, accessor): 1.3M groups at 10M events.
             groups = session.execute(
-                select(LogEntry.provider, LogEntry.resource, LogEntry.accessor, func.count())
+                select(LogEntry.provider, LogEntry.resource, func.count())
                 .where(*where)
-                .group_by(LogEntry.provider, LogEntry.resource, LogEntry.accessor)
+                .group_by(LogEntry.provider, LogEntry.resource)
+            ).all()
+            takers = session.execute(
+                select(LogEntry.accessor, func.count()).where(*where).group_by(LogEntry.accessor)
             ).all()
             month = self._month(session)
             months = session.execute(select(month, func.count()).where(*where).group_by(month)).all()
@@ -263,12 +273,13 @@ class StatisticsService:
             provided: dict[str, int] = defaultdict(int)
             consumed: dict[str, int] = defaultdict(int)
             by_resource: dict[str, int] = defaultdict(int)
-            for provider, ref, accessor, count in groups:
+            for accessor, count in takers:
+                if accessor is not None:
+                    consumed[accessor] += count
+            for provider, ref, count in groups:
                 owner = provider or (by_ref[ref].provider_id if ref in by_ref else None)
                 if owner is not None:
                     provided[owner] += count
-                if accessor is not None:
-                    consumed[accessor] += count
                 key = by_ref[ref].id if ref in by_ref else ref
                 if key is not None:
                     by_resource[key] += count
@@ -300,8 +311,8 @@ class StatisticsService:
         since: datetime | None,
         until: datetime | None,
         party_id: str | None,
-        resource: Resource | None,
-        resources: Iterable[Resource],
+        resource: Any,  # a row of (id, code, name, provider_id), or None
+        resources: Iterable[Any],
     ) -> list[ColumnElement[bool]]:
         where: list[ColumnElement[bool]] = [LogEntry.kind == "access"]  # EventKind.ACCESS
         if since is not None:

@@ -110,7 +110,14 @@ class TrailService:
         if q.mode is not None:
             stmt = stmt.where(LogEntry.mode == q.mode.value)
         if q.kind is not None:
-            stmt = stmt.where(LogEntry.kind == q.kind.value)
+            # Beside a column filter the kind only sifts: ``kind || ''`` keeps the planner off the kind
+            # indexes, which would walk every refusal in the log to find one party's (a 10M-event
+            # log: p95 469 ms for "provider + kind=denied", 21 ms when the provider's index drives).
+            narrow = party is not None or any(
+                (q.accessor, q.provider, q.resource, q.purpose, q.grant, q.subject)
+            )
+            kind = LogEntry.kind + "" if narrow else LogEntry.kind
+            stmt = stmt.where(kind == q.kind.value)
         if q.since is not None:
             stmt = stmt.where(LogEntry.time >= q.since)
         if q.until is not None:

@@ -33,11 +33,13 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from ledger.identity.parties import NewParty
 from ledger.identity.uscc import make_uscc
@@ -278,6 +280,13 @@ async def generate(base: str, prepared: Prepared, sizes: LoadSizes, run: str, se
 # --------------------------------------------------------------------------- the run
 
 
+def _run_async(coro: Coroutine[Any, Any, LoadResult]) -> LoadResult:
+    """``asyncio.run`` in a thread of its own: the caller's thread may already run an event loop
+    (a notebook, a test session with a browser driver), where ``asyncio.run`` refuses to start."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 def run_load_bench(
     sizes: LoadSizes,
     *,
@@ -312,7 +321,7 @@ def run_load_bench(
                 log_path = Path(tmp) / f"uvicorn-{backend}-{workers}.log"
                 with serve_uvicorn(app_factory, env, log_path, workers=workers) as base:
                     run = f"load-{backend}-{workers}"
-                    result = asyncio.run(generate(base, prepared, sizes, run, seed=workers))
+                    result = _run_async(generate(base, prepared, sizes, run, seed=workers))
                 result.backend, result.workers = backend, workers
                 results.append(result)
     return results

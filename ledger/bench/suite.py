@@ -53,6 +53,8 @@ class SuiteSizes:
     big_log: int = 10_000_000  # events of the trail / proof-latency log
     latency_samples: int = 2000
     trail_samples: int = 200
+    trail_naive_samples: int = 3  # the naive JSON scan, per filter
+    trail_naive_budget: float = 5.0  # seconds before a naive scan is abandoned
     verify_events: int = 200_000
     naive_verify: int = 2000  # entries checked one proof each
     load: LoadSizes = field(default_factory=LoadSizes)
@@ -69,6 +71,8 @@ class SuiteSizes:
             big_log=5000,
             latency_samples=100,
             trail_samples=10,
+            trail_naive_samples=1,
+            trail_naive_budget=1.0,
             verify_events=3000,
             naive_verify=100,
             load=LoadSizes.quick(),
@@ -291,19 +295,30 @@ def merkle_vs_pymerkle(sizes: SuiteSizes, workdir: Path, say: Say) -> tuple[list
 
 
 def big_log(
-    sizes: SuiteSizes, workdir: Path, means: dict[str, float], say: Say
+    sizes: SuiteSizes, workdir: Path, means: dict[str, float], say: Say, db: Path | None = None
 ) -> tuple[list[Figure], list[str]]:
-    """The trail query p95 and the proof latency, on one log of ``big_log`` events."""
+    """The trail query p95 and the proof latency, on one log of ``big_log`` events: built here by the
+    trail benchmark, or ``db``, an SQLite file that ``sharetrail bench trail --db`` built before
+    (holding exactly ``big_log`` events; only read here)."""
     figures: list[Figure] = []
     skipped: list[str] = []
-    path = workdir / "big.sqlite"
+    path = db or workdir / "big.sqlite"
+    if db is not None:
+        _require_current_schema(db)
+        skipped.append(f"the {sizes.big_log:,}-event log was reused from {db} (its build is not timed here)")
     try:
         from ledger.bench.trail import TARGET_P95_MS, TrailSizes, run_trail_bench
     except ImportError as exc:
         skipped.append(f"trail p95 — see `sharetrail bench trail` ({exc})")
     else:
         base = TrailSizes.quick() if sizes.big_log < 100_000 else TrailSizes()
-        trail_sizes = replace(base, events=sizes.big_log, samples=sizes.trail_samples)
+        trail_sizes = replace(
+            base,
+            events=sizes.big_log,
+            samples=sizes.trail_samples,
+            naive_samples=sizes.trail_naive_samples,
+            naive_budget=sizes.trail_naive_budget,
+        )
         say(f"trail: building a {sizes.big_log:,}-event log and timing the filters …")
         result = run_trail_bench(trail_sizes, db=path, progress=say)
         rows = sorted(result.rows, key=lambda r: r.p95)
@@ -362,6 +377,27 @@ def big_log(
             )
         )
     return figures, skipped
+
+
+def _require_current_schema(db: Path) -> None:
+    """A reused log must already be at the migrations' head: opening it must not rebuild indexes of
+    millions of rows (or change a file another benchmark owns)."""
+    import sqlite3
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from ledger.store.db import MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    head = ScriptDirectory.from_config(cfg).get_current_head()
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        found = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    if found is None or found[0] != head:
+        raise RuntimeError(
+            f"{db} is at migration {found and found[0]}, not {head}: rebuild it or leave it out"
+        )
 
 
 def verify_section(sizes: SuiteSizes, workdir: Path, say: Say) -> list[Figure]:
@@ -442,10 +478,12 @@ def run_suite(
     app_factory: str,
     postgres: bool = True,
     chain_url: str | None = None,
+    big_log_db: Path | None = None,
     progress: Say | None = None,
 ) -> SuiteResult:
     """Every section, in one run; ``app_factory`` (``"api.app:create_app"``) for the HTTP figures;
-    ``chain_url``: an external node for the multi-worker load (else a Hardhat node is started)."""
+    ``chain_url``: an external node for the multi-worker load (else a Hardhat node is started);
+    ``big_log_db``: a log built before by ``sharetrail bench trail --db`` to reuse."""
     say = progress or (lambda _msg: None)
     result = SuiteResult()
     started = time.perf_counter()
@@ -456,7 +494,7 @@ def run_suite(
             result.figures += ingest(sizes, workdir, pg, app_factory, say)
             merkle_figures, means = merkle_vs_pymerkle(sizes, workdir, say)
             result.figures += merkle_figures
-            big, notes = big_log(sizes, workdir, means, say)
+            big, notes = big_log(sizes, workdir, means, say, big_log_db)
             result.figures += big
             result.skipped += notes
             result.figures += verify_section(sizes, workdir, say)

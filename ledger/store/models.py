@@ -106,8 +106,15 @@ class LogEntry(Base):
 
     __tablename__ = "log_entries"
     __table_args__ = (
-        Index("ix_log_entries_kind_time", "kind", "time"),
         Index("ix_log_entries_kind_idx", "kind", "idx"),  # 0010: refusals newest first without a sort
+        # 0011: time windows covering what the trail's filters, the lineage graph and the statistics
+        # read (the kind's replaces 0007's (kind, time), its prefix)
+        Index("ix_log_entries_kind_window", "kind", "time", "provider", "resource", "accessor"),
+        Index("ix_log_entries_accessor_window", "accessor", "time", "kind", "purpose", "mode"),
+        Index("ix_log_entries_provider_time", "provider", "time"),
+        Index(
+            "ix_log_entries_resource_window", "resource", "time", "kind", "accessor", "purpose", "grant_ref"
+        ),
     )
 
     idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)

@@ -24,7 +24,7 @@ from ledger.log.store import LogStore
 from ledger.store.db import Store
 
 
-@pytest.mark.timeout(15)
+@pytest.mark.timeout(60)  # a smoke run: it starts a ledger and a uvicorn process
 def test_quick_run_reports_every_measure() -> None:
     result = run_log_bench(Sizes.quick(), postgres=False, http_app_factory="api.app:create_app")
 
