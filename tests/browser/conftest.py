@@ -80,13 +80,13 @@ def console_world(
             )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # closed after tests/browser: its event loop would break asyncio.run() later
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright, chromium: Path) -> Iterator[Browser]:
     launched = playwright_driver.chromium.launch(executable_path=str(chromium), args=ARGS, headless=True)
     try:
