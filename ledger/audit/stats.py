@@ -175,6 +175,13 @@ def _working_days(a: date, b: date) -> int:
     return working_days_between(a, b)
 
 
+def _days(column: Any, first: date | None, last: date | None) -> list[ColumnElement[bool]]:
+    """A date column within the period's Beijing calendar days (either end open)."""
+    return [
+        c for c in (column >= first if first else None, column <= last if last else None) if c is not None
+    ]
+
+
 def _since(value: datetime | None, cutoff: datetime) -> bool:
     stamp = _utc(value)
     return stamp is not None and stamp >= cutoff
@@ -382,22 +389,17 @@ class StatisticsService:
             ShareRequest.request_tx.is_not(None),  # signed and on chain: the provider was asked
             # an automatic grant (unconditional resource) asked the provider nothing
             or_(ShareRequest.decided_on.is_not(None), ShareRequest.status.in_(_UNANSWERED)),
+            *_days(ShareRequest.applied_on, first_day, last_day),
         )
-        if first_day is not None:
-            q = q.where(ShareRequest.applied_on >= first_day)
-        if last_day is not None:
-            q = q.where(ShareRequest.applied_on <= last_day)
         for row in session.execute(q):
             requests[row.provider_id].append(row)
 
         disputes: dict[str, list[Any]] = defaultdict(list)
         d = select(Dispute.provider_id, Dispute.filed_on, Dispute.answered_on, Dispute.status).where(
-            Dispute.provider_id.in_(party_ids), Dispute.file_tx.is_not(None)
+            Dispute.provider_id.in_(party_ids),
+            Dispute.file_tx.is_not(None),
+            *_days(Dispute.filed_on, first_day, last_day),
         )
-        if first_day is not None:
-            d = d.where(Dispute.filed_on >= first_day)
-        if last_day is not None:
-            d = d.where(Dispute.filed_on <= last_day)
         for found in session.execute(d):
             disputes[found.provider_id].append(found)
 

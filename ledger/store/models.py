@@ -107,6 +107,13 @@ class LogEntry(Base):
     __tablename__ = "log_entries"
     __table_args__ = (
         Index("ix_log_entries_kind_idx", "kind", "idx"),  # 0010: refusals newest first without a sort
+        # 0012: each trail column with the log index, so "newest first" is the index's order on
+        # PostgreSQL too (SQLite's single-column indexes carried the rowid, which is idx), and the
+        # kind, so a party's refusals are sifted in the index
+        *(
+            Index(f"ix_log_entries_{c}_idx", c, "idx", "kind")
+            for c in ("accessor", "provider", "resource", "grant_ref", "purpose")
+        ),
         # 0011: time windows covering what the trail's filters, the lineage graph and the statistics
         # read (the kind's replaces 0007's (kind, time), its prefix)
         Index("ix_log_entries_kind_window", "kind", "time", "provider", "resource", "accessor"),
@@ -120,15 +127,15 @@ class LogEntry(Base):
     idx: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
     event_id: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(32))
-    accessor: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    resource: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    accessor: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resource: Mapped[str | None] = mapped_column(String(64), nullable=True)
     time: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     request_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     entry: Mapped[bytes] = mapped_column(LargeBinary)
     # Trail columns (0007): copies of entry fields for indexed audit queries; the entry is the authority.
-    provider: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    grant_ref: Mapped[str | None] = mapped_column(String(80), nullable=True, index=True)
-    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    grant_ref: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    purpose: Mapped[str | None] = mapped_column(String(64), nullable=True)
     mode: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 

@@ -35,7 +35,7 @@ def test_quick_run_reports_every_filter(tmp_path: Path) -> None:
         assert row.n > 0 and 0 < row.p50 <= row.p95 <= row.p99 <= row.max, row
         assert row.naive and row.plan and row.plan != "?", row
     accessor = result.row("accessor").plan.split(" + ")
-    assert "accessor" in accessor and "sort" not in accessor, accessor  # the trail column's index, no sort
+    assert "accessor_idx" in accessor and "sort" not in accessor, accessor  # (accessor, idx): no sort
     assert render(result).row_count == len(result.rows) + len(result.extras)
     again = run_trail_bench(TrailSizes.quick(), db=db)  # the kept log is reused, not rebuilt
     assert again.build_seconds is None and len(again.rows) == len(result.rows)
