@@ -1,8 +1,9 @@
 """The Merkle log in the SQL store: transactional append, O(log n) proofs.
 
 Layout (docs/log.md): ``log_entries`` holds each entry's canonical bytes at its index;
-``log_nodes`` holds the hash of every perfect subtree, keyed ``level << 48 | index`` (level 0 are
-the leaf hashes); ``log_head`` is one row with the size and the right border (frontier) of the tree.
+``log_nodes`` holds the hash of every perfect subtree, keyed by tile so that a proof's lower nodes
+are neighbours (``layout.node_key``; level 0 are the leaf hashes); ``log_head`` is one row with the
+size and the right border (frontier) of the tree.
 
 Append (RFC 9162 §2.1.1) takes the head row's lock — ``BEGIN IMMEDIATE`` on SQLite,
 ``SELECT … FOR UPDATE`` on PostgreSQL — so concurrent writers, in one process or several, get one
@@ -25,32 +26,32 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json
 from ledger.errors import Conflict, InvalidInput, NotFound
-from ledger.log import merkle
+from ledger.log import layout, merkle
 from ledger.store.db import Store
 from ledger.store.models import Checkpoint, LeafRecord, LogEntry, LogHead, LogNode, LogSubject
 
-LEVEL_SHIFT = 48
 # The tables behind the models, for Core statements on the append path.
 _ENTRIES = cast(Table, LogEntry.__table__)
 _SUBJECTS = cast(Table, LogSubject.__table__)
 _NODES = cast(Table, LogNode.__table__)
 _LEAF_RECORDS = cast(Table, LeafRecord.__table__)
 _HEAD = cast(Table, LogHead.__table__)
+_NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
 
 def node_key(node: merkle.NodeId) -> int:
-    level, index = node
-    return (level << LEVEL_SHIFT) | index
+    """The ``log_nodes`` key of a node: tile-ordered (``ledger/log/layout.py``, docs/log.md)."""
+    return layout.node_key(*node)
 
 
 def key_node(key: int) -> merkle.NodeId:
-    return key >> LEVEL_SHIFT, key & ((1 << LEVEL_SHIFT) - 1)
+    return layout.key_node(key)
 
 
 @dataclass(frozen=True)
@@ -281,10 +282,9 @@ class LogStore:
         cached, keys = self.cache.get_many(sorted({node_key(n) for n in ids}))
         fetched: dict[int, bytes] = {}
         if keys:
-            with self.store.read() as session:
+            with self.store.read_core() as conn:
                 for start in range(0, len(keys), 500):
-                    chunk = keys[start : start + 500]
-                    rows = session.execute(select(LogNode.id, LogNode.hash).where(LogNode.id.in_(chunk)))
+                    rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
                     fetched.update((int(key), bytes(value)) for key, value in rows)
             self.cache.put_many(fetched)
         cached.update(fetched)

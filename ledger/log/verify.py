@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 from web3.contract.contract import Contract
 
 from ledger.chain.client import Chain
-from ledger.log import merkle
+from ledger.log import layout, merkle
 from ledger.store.db import Store
 from ledger.store.models import Checkpoint, LogEntry, LogHead, LogNode
 
@@ -114,13 +114,18 @@ def chain_checkpoints(
 
 def _leaf_chunks(store: Store, end: int) -> Iterator[list[tuple[int, bytes]]]:
     for start in range(0, end, CHUNK):
+        low, high = layout.leaf_key_range(start, min(end, start + CHUNK))
         with store.read() as session:
             rows = session.execute(
                 select(LogNode.id, LogNode.hash)
-                .where(LogNode.id >= start, LogNode.id < min(end, start + CHUNK))
+                .where(
+                    LogNode.id >= low,
+                    LogNode.id < high,
+                    LogNode.id.op("&")(layout.POSITION_MASK) < layout.TILE_WIDTH,
+                )
                 .order_by(LogNode.id)
             )
-            chunk = [(int(i), bytes(h)) for i, h in rows]
+            chunk = [(layout.leaf_index(int(k)), bytes(h)) for k, h in rows]
         yield chunk  # outside the transaction: a suspended generator must hold no snapshot
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -79,9 +79,8 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._readers = sessionmaker(
-            self.engine.execution_options(sharetrail_readonly=True), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(sharetrail_readonly=True)
+        self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @property
     def dialect(self) -> str:
@@ -105,6 +104,16 @@ class Store:
         try:
             with self._readers() as session, session.begin():
                 yield session
+        except OperationalError as exc:
+            raise StoreError(f"database unavailable: {exc.orig}") from exc
+
+    @contextmanager
+    def read_core(self) -> Iterator[Connection]:
+        """A read-only transaction on a Core connection, for hot point reads (Merkle nodes of a
+        proof) where the ORM session's bookkeeping would cost more than the query."""
+        try:
+            with self._read_engine.connect() as conn, conn.begin():
+                yield conn
         except OperationalError as exc:
             raise StoreError(f"database unavailable: {exc.orig}") from exc
 

@@ -140,7 +140,7 @@ class LogEntry(Base):
 
 
 class LogNode(Base):
-    """Every complete ("perfect") subtree hash of the log, keyed ``level << 48 | index``.
+    """Every complete ("perfect") subtree hash of the log, keyed by tile (``ledger/log/layout.py``).
 
     Level 0 are the leaf hashes. With all perfect nodes stored, an inclusion or consistency proof
     is O(log n) point reads (docs/log.md).

@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from ledger.log.store import NewEntry
+from ledger.log.layout import leaf_key_range
+from ledger.log.store import NewEntry, node_key
 from ledger.log.verify import ProblemKind, Report, verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
@@ -150,7 +151,10 @@ def test_rewritten_tree_is_still_caught(built: Settings) -> None:
     tamper(
         built,
         ("UPDATE log_entries SET entry = :p WHERE idx = 12", {"p": forged}),
-        ("UPDATE log_nodes SET hash = :p WHERE id = 12", {"p": merkle.leaf_hash(forged)}),
+        (
+            "UPDATE log_nodes SET hash = :p WHERE id = :k",
+            {"p": merkle.leaf_hash(forged), "k": node_key((0, 12))},
+        ),
     )
     report = run_verify(built)
     assert not report.intact
@@ -183,7 +187,10 @@ def test_restored_older_copy_is_named(settings: Settings, tmp_path: Path) -> Non
         tamper(
             settings,
             ("DELETE FROM log_entries WHERE idx >= :p", {"p": 20}),
-            ("DELETE FROM log_nodes WHERE id < 281474976710656 AND id >= :p", {"p": 20}),
+            (
+                "DELETE FROM log_nodes WHERE id >= :low AND id < :high",
+                dict(zip(("low", "high"), leaf_key_range(20, 40), strict=True)),
+            ),
             ("DELETE FROM checkpoints WHERE size > :p", {"p": 20}),
             ("UPDATE log_head SET size = :p", {"p": 20}),
         )

@@ -16,6 +16,7 @@ PURE = [
     "ledger/canonical.py",
     "ledger/workdays.py",
     "ledger/log/merkle.py",
+    "ledger/log/layout.py",
     "ledger/log/_reference.py",
     "ledger/identity/uscc.py",
     "ledger/identity/id_number.py",

@@ -1,0 +1,67 @@
+"""Where a Merkle node lives in ``log_nodes``: its primary key (pure; no I/O).
+
+Every perfect subtree hash is one row keyed by a 63-bit integer. The key orders the nodes by
+**tile**, as C2SP tlog-tiles cut a tree: a tile of height 8 at tile level ``L`` holds the nodes of
+levels ``8L … 8L+7`` above 256 consecutive nodes of level ``8L``. Its key is
+
+    L << 56  |  tile index << 9  |  position in the tile (0 … 509)
+
+with positions level-major inside the tile: the 256 nodes of the tile's lowest level at 0…255,
+then 128 at 256…383, … the 2 of its top level at 508…509.
+
+Why: an inclusion proof takes one node from each level. Keyed ``level << 48 | index`` (before
+migration 0013) those nodes lay in as many separate regions of the B-tree as there are levels — at
+10M leaves a cold proof read 6–8 scattered pages for its uncached lower levels. Keyed by tile, the
+eight lowest nodes of a proof share one tile's contiguous key range (a few adjacent pages), and the
+next tile level (one row per 256 leaves) is small enough to stay in memory. Appends touch one
+insertion point per tile level instead of one per tree level.
+"""
+
+from __future__ import annotations
+
+TILE_HEIGHT = 8
+_TILE_LEVEL_SHIFT = 56
+_POSITION_BITS = 9
+_MAX_INDEX_BITS = 47  # a tile index fits 47 bits: logs of up to 2^47 leaves
+TILE_WIDTH = 1 << TILE_HEIGHT  # nodes of a tile's lowest level
+POSITION_MASK = (1 << _POSITION_BITS) - 1
+
+
+def node_key(level: int, index: int) -> int:
+    """The ``log_nodes`` key of the node at ``level`` (0 = leaves) and ``index`` within it."""
+    tile_level, in_tile = divmod(level, TILE_HEIGHT)
+    width = TILE_HEIGHT - in_tile  # bits of ``index`` that are its offset within the tile
+    tile = index >> width
+    position = (1 << _POSITION_BITS) - (1 << (_POSITION_BITS - in_tile)) + (index & ((1 << width) - 1))
+    return (tile_level << _TILE_LEVEL_SHIFT) | (tile << _POSITION_BITS) | position
+
+
+def key_node(key: int) -> tuple[int, int]:
+    """The ``(level, index)`` of a ``log_nodes`` key; the inverse of :func:`node_key`."""
+    tile_level = key >> _TILE_LEVEL_SHIFT
+    tile = (key >> _POSITION_BITS) & ((1 << _MAX_INDEX_BITS) - 1)
+    position = key & ((1 << _POSITION_BITS) - 1)
+    in_tile = _POSITION_BITS - ((1 << _POSITION_BITS) - 1 - position).bit_length()
+    width = TILE_HEIGHT - in_tile
+    offset = position - ((1 << _POSITION_BITS) - (1 << (_POSITION_BITS - in_tile)))
+    return tile_level * TILE_HEIGHT + in_tile, (tile << width) | offset
+
+
+def legacy_key(level: int, index: int) -> int:
+    """The key before migration 0013 (``level << 48 | index``), for the migration and its test."""
+    return (level << 48) | index
+
+
+def leaf_key_range(start: int, end: int) -> tuple[int, int]:
+    """Keys ``[low, high)`` spanning the leaves ``start … end - 1``; interior nodes of the same
+    tiles lie between them too (positions ≥ 256: filter with :func:`is_leaf_key`)."""
+    return node_key(0, start), node_key(0, end - 1) + 1
+
+
+def is_leaf_key(key: int) -> bool:
+    return key >> _TILE_LEVEL_SHIFT == 0 and key & POSITION_MASK < TILE_WIDTH
+
+
+def leaf_index(key: int) -> int:
+    """The leaf index of a level-0 key (see :func:`is_leaf_key`)."""
+    return ((key >> _POSITION_BITS) << TILE_HEIGHT) | (key & (TILE_WIDTH - 1))
