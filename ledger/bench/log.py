@@ -389,9 +389,9 @@ def compare(size: int, proofs: int, workdir: Path, say: Say) -> tuple[list[Row],
     ):
         rate = proofs / seconds
         note = f"{rate / mem_rate:.2f}× pymerkle mem, {rate / sql_rate:.1f}× pymerkle SQLite"
-        if "1 call each" in name:
-            verdict = rate >= 10 * mem_rate and rate >= 1000 * sql_rate
-            note += f"; target ≥ 10× / ≥ 1000×: {'met' if verdict else 'MISSED'}"
+        # Every row gets the verdict: cold (a node read per proof), batched, warm (the nodes in
+        # memory, like pymerkle's in-memory tree) — none is singled out.
+        note += f"; target ≥ 10× / ≥ 1000×: {_met(rate / mem_rate, 10)} / {_met(rate / sql_rate, 1000)}"
         rows.append(Row(M_CMP, case + name, proofs, seconds, rate, "proofs/s", note))
     rows.append(
         Row(

@@ -382,6 +382,36 @@ def inclusion_proof_plan(index: int, size: int) -> Plan:
     return [perfect_nodes_for_range(a, b) for a, b in ranges]
 
 
+def inclusion_path(index: int, size: int) -> tuple[list[NodeId], int, int]:
+    """``PATH(index, D[size])`` bottom-up, fast: the perfect sibling nodes, and where the one
+    element that is not a perfect node sits — ``(nodes, at, start)`` means the proof is ``nodes``
+    with ``MTH(D[start:size])`` inserted at position ``at`` (``at == -1``: every element is a
+    perfect node). The same proof as :func:`inclusion_proof_plan`, without building a plan.
+
+    Why it holds: RFC 9162's tree is the complete binary tree over ``size`` leaves in which a node
+    without a right child is its left child promoted. Walking up from the leaf, the sibling at
+    ``level`` is perfect when it ends inside the tree, absent when it starts past the end, and
+    otherwise the right border's subtree ``[start, size)`` — once at most, since above it the path
+    contains the last leaf and every further sibling is a left one or absent.
+    """
+    _check_index(index, size)
+    nodes: list[NodeId] = []
+    at = start = -1
+    level = 0
+    k = index
+    while k or (1 << level) < size:
+        s = k ^ 1
+        lo = s << level
+        if lo < size:
+            if (lo + (1 << level)) <= size:
+                nodes.append((level, s))
+            else:
+                at, start = len(nodes), lo
+        k >>= 1
+        level += 1
+    return nodes, at, start
+
+
 def consistency_proof_plan(size1: int, size2: int) -> Plan:
     """RFC 9162 §2.1.4.1 ``PROOF(size1, D[size2])`` as perfect-node groups, in proof order.
 

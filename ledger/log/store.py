@@ -123,17 +123,19 @@ def _split(frontier: bytes) -> list[bytes]:
 
 
 class NodeCache:
-    """A bounded LRU of tree node hashes. A perfect-subtree hash never changes once written (the
-    tables are insert-only), so entries need no invalidation — only a size bound."""
+    """A bounded LRU of tree node hashes by node id. A perfect-subtree hash never changes once
+    written (the tables are insert-only), so entries need no invalidation — only a size bound."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         self.capacity = capacity
-        self._data: OrderedDict[int, bytes] = OrderedDict()
+        self._data: OrderedDict[merkle.NodeId, bytes] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get_many(self, keys: Sequence[int]) -> tuple[dict[int, bytes], list[int]]:
-        found: dict[int, bytes] = {}
-        missing: list[int] = []
+    def get_many(
+        self, keys: Sequence[merkle.NodeId]
+    ) -> tuple[dict[merkle.NodeId, bytes], list[merkle.NodeId]]:
+        found: dict[merkle.NodeId, bytes] = {}
+        missing: list[merkle.NodeId] = []
         with self._lock:
             for key in keys:
                 value = self._data.get(key)
@@ -144,7 +146,7 @@ class NodeCache:
                     found[key] = value
         return found, missing
 
-    def put_many(self, items: Mapping[int, bytes]) -> None:
+    def put_many(self, items: Mapping[merkle.NodeId, bytes]) -> None:
         with self._lock:
             self._data.update(items)
             while len(self._data) > self.capacity:
@@ -155,6 +157,8 @@ class LogStore:
     def __init__(self, store: Store, *, cache_nodes: int = 500_000) -> None:
         self.store = store
         self.cache = NodeCache(cache_nodes)
+        # MTH of the right-border ranges proofs and roots need, by (start, end): immutable too.
+        self._ranges: dict[tuple[int, int], bytes] = {}
         self._known_size = 0  # the log only grows: a size seen once stays valid
 
     # -- append ---------------------------------------------------------------------------------
@@ -279,36 +283,59 @@ class LogStore:
 
     def nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
         """Node hashes by id: from the immutable-node cache, the rest in one primary-key query."""
-        cached, keys = self.cache.get_many(sorted({node_key(n) for n in ids}))
-        fetched: dict[int, bytes] = {}
-        if keys:
+        found, missing = self.cache.get_many(ids)
+        if missing:
+            keys = sorted({node_key(n) for n in missing})
+            fetched: dict[merkle.NodeId, bytes] = {}
             with self.store.read_core() as conn:
                 for start in range(0, len(keys), 500):
                     rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
-                    fetched.update((int(key), bytes(value)) for key, value in rows)
+                    fetched.update((key_node(int(key)), bytes(value)) for key, value in rows)
             self.cache.put_many(fetched)
-        cached.update(fetched)
-        return {key_node(key): value for key, value in cached.items()}
+            found.update(fetched)
+        return found
+
+    def _range_root(self, start: int, end: int) -> bytes:
+        """``MTH(D[start:end])`` of a right-border range, from its perfect nodes; memoised."""
+        value = self._ranges.get((start, end))
+        if value is None:
+            group = merkle.perfect_nodes_for_range(start, end)
+            value = merkle.fold(group, self.nodes(group))
+            if len(self._ranges) >= 4096:
+                self._ranges.clear()
+            self._ranges[(start, end)] = value
+        return value
 
     def root(self, tree_size: int) -> bytes:
         if tree_size == 0:
             return merkle.EMPTY_ROOT
         self._check_size(tree_size)
-        plan = merkle.root_plan(tree_size)
-        return merkle.fold(plan, self.nodes(plan))
+        return self._range_root(0, tree_size)
+
+    def _assemble(
+        self, path: tuple[list[merkle.NodeId], int, int], size: int, found: Mapping[merkle.NodeId, bytes]
+    ) -> list[bytes]:
+        nodes, at, start = path
+        try:
+            proof = [found[n] for n in nodes]
+        except KeyError as exc:
+            raise merkle.MissingNodeError(exc.args[0]) from None
+        if at >= 0:
+            proof.insert(at, self._range_root(start, size))
+        return proof
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         self._check_size(tree_size)
-        plan = merkle.inclusion_proof_plan(index, tree_size)
-        return merkle.assemble(plan, self.nodes(merkle.plan_nodes(plan)))
+        path = merkle.inclusion_path(index, tree_size)
+        return self._assemble(path, tree_size, self.nodes(path[0]))
 
     def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
         """Many inclusion proofs against one tree size with one read of the nodes they share
         (audit exports, bundles for a data subject): the upper levels are fetched once."""
         self._check_size(tree_size)
-        plans = [merkle.inclusion_proof_plan(index, tree_size) for index in indices]
-        nodes = self.nodes([node for plan in plans for node in merkle.plan_nodes(plan)])
-        return [merkle.assemble(plan, nodes) for plan in plans]
+        paths = [merkle.inclusion_path(index, tree_size) for index in indices]
+        found = self.nodes([node for path in paths for node in path[0]])
+        return [self._assemble(path, tree_size, found) for path in paths]
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)

@@ -31,6 +31,7 @@ from ledger.log.merkle import (
     assemble,
     consistency_proof_plan,
     fold,
+    inclusion_path,
     inclusion_proof_plan,
     leaf_hash,
     node_hash,
@@ -114,11 +115,38 @@ def test_consistency_plan_equals_reference(case: tuple[int, int]) -> None:
     )
 
 
+def _path_proof(index: int, size: int) -> list[bytes]:
+    nodes, at, start = inclusion_path(index, size)
+    proof = [NODES[n] for n in nodes]
+    if at >= 0:
+        proof.insert(at, fold(perfect_nodes_for_range(start, size), NODES))
+    return proof
+
+
+@FAST
+@given(case=index_and_size())
+def test_inclusion_path_equals_reference(case: tuple[int, int]) -> None:
+    """The fast path the store serves proofs with gives the RFC's proof."""
+    index, size = case
+    assert _path_proof(index, size) == ref.inclusion_proof(index, size, LEAVES)
+
+
+@given(size=st.integers(min_value=1, max_value=2**48), data=st.data())
+def test_inclusion_path_equals_the_plan_at_any_size(size: int, data: st.DataObject) -> None:
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    nodes, at, start = inclusion_path(index, size)
+    groups: list[list[NodeId]] = [[n] for n in nodes]
+    if at >= 0:
+        groups.insert(at, perfect_nodes_for_range(start, size))
+    assert groups == inclusion_proof_plan(index, size)
+
+
 def test_plans_exhaustively_for_small_trees() -> None:
     for size in range(1, 40):
         for index in range(size):
             plan = inclusion_proof_plan(index, size)
             assert assemble(plan, NODES) == ref.inclusion_proof(index, size, LEAVES)
+            assert _path_proof(index, size) == ref.inclusion_proof(index, size, LEAVES)
         for size1 in range(1, size + 1):
             plan = consistency_proof_plan(size1, size)
             assert assemble(plan, NODES) == ref.consistency_proof(size1, size, LEAVES)
@@ -185,6 +213,8 @@ def test_assemble_reports_a_missing_node() -> None:
         (lambda: inclusion_proof_plan(0, 0), "index_out_of_range"),
         (lambda: inclusion_proof_plan(5, 5), "index_out_of_range"),
         (lambda: inclusion_proof_plan(-1, 5), "index_out_of_range"),
+        (lambda: inclusion_path(5, 5), "index_out_of_range"),
+        (lambda: inclusion_path(0, 0), "index_out_of_range"),
         (lambda: consistency_proof_plan(0, 5), "invalid_sizes"),
         (lambda: consistency_proof_plan(6, 5), "invalid_sizes"),
         (lambda: root_plan(-1), "invalid_sizes"),
