@@ -116,9 +116,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         app.state.ledger = running = ledger or Ledger.open(settings)
         if settings.anchor_loop:
             running.anchorer.start()
+        if settings.alert_monitor:
+            running.alert_monitor.start()
         try:
             yield
         finally:
+            running.alert_monitor.stop()
             running.anchorer.stop()
             if owned:
                 app.state.ledger.close()

@@ -49,3 +49,7 @@ class Health(BaseModel):
     block_number: int
     database: str
     contracts: dict[str, str]
+
+
+class AcknowledgeIn(Strict):
+    note: str = Field(min_length=1, max_length=2000, description="what was done about the alert")

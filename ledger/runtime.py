@@ -22,6 +22,8 @@ from web3.types import Wei
 from ledger.audit.alerts import AlertService, Thresholds
 from ledger.audit.integrity import IntegrityAudit
 from ledger.audit.lineage import LineageService
+from ledger.audit.monitor import AlertMonitor, MonitorPolicy, monitor_lock
+from ledger.audit.raised import RaisedAlerts
 from ledger.audit.report import ReportService
 from ledger.audit.stats import StatisticsService
 from ledger.audit.trail import TrailService
@@ -109,15 +111,23 @@ class Ledger:
         self.negative_list = NegativeListService(opening)
         self.declarations = DeclarationService(opening, self.open_contracts)
         self.trail = TrailService(store=store, hash_subject=subjects.hash_of)
-        self.alerts = AlertService(
+        thresholds = Thresholds(
+            denied_burst=settings.alert_denied_burst,
+            burst_minutes=settings.alert_burst_minutes,
+            spike_min=settings.alert_spike_min,
+            bulk_records=settings.alert_bulk_records,
+            baseline_days=settings.alert_baseline_days,
+        )
+        self.alerts = AlertService(store=store, thresholds=thresholds)
+        self.alert_monitor = AlertMonitor(
             store=store,
-            thresholds=Thresholds(
-                denied_burst=settings.alert_denied_burst,
-                burst_minutes=settings.alert_burst_minutes,
-                spike_min=settings.alert_spike_min,
-                bulk_records=settings.alert_bulk_records,
+            thresholds=thresholds,
+            policy=MonitorPolicy(
+                interval=settings.alert_interval, deadline_interval=settings.alert_deadline_interval
             ),
         )
+        self.alert_monitor.leader = monitor_lock(store.engine, settings.data_dir)
+        self.raised_alerts = RaisedAlerts(store=store)
         self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
         self.statistics = StatisticsService(store=store)
         self.lineage = LineageService(store=store)
@@ -308,6 +318,7 @@ class Ledger:
         return self.log.anchorer
 
     def close(self) -> None:
+        self.alert_monitor.stop()
         self.log.anchorer.stop()
         self.gateway.close()
         self.chain.close()

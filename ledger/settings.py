@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     alert_burst_minutes: int = Field(default=10, gt=0, description="the denied-burst window, minutes")
     alert_spike_min: int = Field(default=50, gt=0, description="fewest accesses in a day that can be a spike")
     alert_bulk_records: int = Field(default=1000, gt=0, description="records per access that count as bulk")
+    alert_monitor: bool = Field(
+        default=True, description="run the alert monitor (rules as events arrive) inside `serve`"
+    )
+    alert_interval: float = Field(
+        default=2.0, gt=0, le=3600, description="seconds between the alert monitor's passes over new entries"
+    )
+    alert_deadline_interval: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="seconds between the monitor's checks of overdue requests, disputes and stale entries",
+    )
+    alert_baseline_days: int = Field(
+        default=28, ge=2, le=366, description="days before a day that make a party's volume baseline"
+    )
     max_stream_rows: int = Field(
         default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
     )

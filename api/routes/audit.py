@@ -1,15 +1,18 @@
-"""Audit routes for the regulator: the trail (JSON or CSV), the integrity audit, alerts, statistics,
-lineage and the audit report (HTML or PDF)."""
+"""Audit routes for the regulator: the trail (JSON or CSV), the integrity audit, alerts (on demand, and
+those the monitor raised and stored), statistics, lineage and the audit report (HTML or PDF)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import CurrentParty, LedgerDep
+from api.schemas import AcknowledgeIn
+from ledger.audit.raised import MAX_PAGE, RaisedQuery
 from ledger.audit.report import ReportFormat
+from ledger.audit.rules import AlertStatus, Rule, Severity
 from ledger.audit.trail import MAX_EXPORT, TrailQuery
 from ledger.log.events import AccessMode, EventKind
 
@@ -75,6 +78,40 @@ def alerts(
     ledger: LedgerDep, caller: CurrentParty, since: datetime | None = None, until: datetime | None = None
 ) -> dict[str, Any]:
     return ledger.alerts.evaluate(caller, since=since, until=until)
+
+
+@router.get(
+    "/v1/audit/alerts/raised",
+    summary="Alerts the monitor raised as events arrived, newest first (regulator, registrar)",
+)
+def raised_alerts(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    status: AlertStatus | None = None,
+    rule: Rule | None = None,
+    severity: Severity | None = None,
+    party: Text = None,
+    since: Annotated[datetime | None, Query(description="raised or extended at or after")] = None,
+    before: Annotated[int | None, Query(ge=0, le=2**48, description="previous page's next_before")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, Any]:
+    q = RaisedQuery(
+        status=status, rule=rule, severity=severity, party=party, since=since, before=before, limit=limit
+    )
+    return ledger.raised_alerts.query(caller, q)
+
+
+@router.post(
+    "/v1/audit/alerts/{alert_id}/acknowledge",
+    summary="Acknowledge a raised alert with a note (regulator)",
+)
+def acknowledge_alert(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    alert_id: Annotated[int, Path(ge=1, le=2**48)],
+    body: AcknowledgeIn,
+) -> dict[str, Any]:
+    return ledger.raised_alerts.acknowledge(caller, alert_id, body.note)
 
 
 @router.get(

@@ -124,6 +124,7 @@ def dashboard(request: Request, caller: ConsoleParty, ledger: LedgerDep) -> HTML
         volume_chart=charts.volume(volume, t),
         volume_total={"access": sum(d["access"] for d in volume), "denied": sum(d["denied"] for d in volume)},
         alerts=alerts,
+        raised=ledger.raised_alerts.summary(caller),
         names={pid: name for pid, name, _ in q.parties()},
         checkpoint=ledger.log.checkpoint(),
     )

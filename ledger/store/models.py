@@ -424,3 +424,60 @@ class DerivedProduct(Base):
     release_mode: Mapped[ReleaseMode] = mapped_column(_enum(ReleaseMode))
     log_index: Mapped[int] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class RaisedAlert(Base):
+    """An alert the monitor raised as events arrived (``ledger.audit.monitor``), kept until a
+    regulator acknowledges it. One *open* alert per rule and subject (the grant, the party, the
+    party's day, the request…): the rule firing again on it extends its evidence (0014)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index("ix_alerts_status_id", "status", "id"),
+        Index("ix_alerts_party_id", "party", "id"),
+        Index("ix_alerts_rule_id", "rule", "id"),
+        Index("ix_alerts_updated_at", "updated_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(32))  # ledger.audit.rules.Rule
+    severity: Mapped[str] = mapped_column(String(16))  # ledger.audit.rules.Severity
+    subject: Mapped[str] = mapped_column(String(255))
+    party: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    resource: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    grant_ref: Mapped[str | None] = mapped_column(String(80), nullable=True)  # grant or open contract
+    message: Mapped[str] = mapped_column(Text)
+    time: Mapped[str | None] = mapped_column(String(40), nullable=True)  # when it happened (event or day)
+    evidence_json: Mapped[str] = mapped_column(Text, default="[]")  # log indices, the first 1000
+    evidence_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    first_evidence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    last_evidence: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    raised_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="open")  # ledger.audit.rules.AlertStatus
+    acknowledged_by: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# At most one open alert per rule and subject, whoever writes (a partial unique index).
+Index(
+    "ux_alerts_open_subject",
+    RaisedAlert.rule,
+    RaisedAlert.subject,
+    unique=True,
+    sqlite_where=RaisedAlert.status == "open",
+    postgresql_where=RaisedAlert.status == "open",
+)
+
+
+class AlertCursor(Base):
+    """Where the alert monitor stands in the log: every entry below ``next_index`` has been evaluated
+    and its alerts stored, in the same transaction that moved the cursor (0014)."""
+
+    __tablename__ = "alert_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    deadlines_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -166,6 +166,10 @@ MATRIX: dict[tuple[str, str], str | tuple[Cell, ...] | Console] = {
     ("GET", "/v1/audit/trail"):                         (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
     ("POST", "/v1/audit/verify"):                       (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
     ("GET", "/v1/audit/alerts"):                        (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    # alerts the monitor stored: read by the auditors, acknowledged by a regulator only
+    ("GET", "/v1/audit/alerts/raised"):                 (OK,    ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
+    ("POST", "/v1/audit/alerts/{alert_id}/acknowledge"):
+                                                        (ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  ROLE,  OK),
     # statistics: auditors see every scorecard, a department its own; lineage: auditors and the provider;
     # the audit report: auditors
     ("GET", "/v1/audit/statistics"):                    (OK,    OK,    OK,    OK,    ROLE,  ROLE,  OK),
@@ -250,6 +254,7 @@ def _path_value(world: World, name: str, path: str = "") -> str:
         "contract_id": world.contract,
         "application_id": world.application,
         "declaration_id": world.declaration,
+        "alert_id": str(world.alert),
     }
     return values[name]
 
@@ -306,6 +311,7 @@ def _body(world: World, method: str, path: str) -> Any:
             "purpose": "credit_assessment",
             "release_mode": "internal",
         },
+        ("POST", "/v1/audit/alerts/{alert_id}/acknowledge"): {"note": "授权矩阵"},
         ("POST", "/v1/subjects/tokens"): {"id_number": make_id_number("520103", date(1990, 1, 1), n % 1000)},
     }
     return bodies.get((method, path))
@@ -323,6 +329,7 @@ def call(client: TestClient, world: World, method: str, path: str, headers: dict
         "contract_id",
         "application_id",
         "declaration_id",
+        "alert_id",
     ):
         if "{" + name + "}" in url:
             url = url.replace("{" + name + "}", _path_value(world, name, path))

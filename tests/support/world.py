@@ -13,15 +13,18 @@ from __future__ import annotations
 
 import csv
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from ledger.identity.id_number import make_id_number
 from ledger.identity.uscc import make_uscc
 from ledger.runtime import Ledger
+from ledger.store.models import RaisedAlert
 
 BOOTSTRAP_TOKEN = "st_hostile-registrar-token"
 PARTY_KINDS = {
@@ -56,6 +59,7 @@ class World:
     application: str  # pending application of ``enterprise`` for ``application_resource``
     application_resource: str  # open type on_application, by ``provider``
     declaration: str  # ``enterprise``'s derived product from ``contract_access``
+    alert: int  # an open alert the monitor raised: ``requester``'s off-hours bulk pull (stored, id)
 
     def auth(self, who: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[who]}"}
@@ -186,6 +190,7 @@ def build_world(client: TestClient, ledger: Ledger, *, uscc_base: int = 900) -> 
     assert recorded.status_code == 201, recorded.text
     index = int(recorded.json()[0]["index"])
     opening = _opening(client, auth, ids, str(sources / "hostile.csv"))
+    alert = _raised_alert(client, ledger, auth, ids)
     assert ledger.anchorer.anchor_once() is not None
     return World(
         tokens=tokens,
@@ -200,8 +205,25 @@ def build_world(client: TestClient, ledger: Ledger, *, uscc_base: int = 900) -> 
         subject_token=subject["token"],
         source_location=str(sources / "hostile.csv"),
         access_index=index,
+        alert=alert,
         **opening,
     )
+
+
+def _raised_alert(
+    client: TestClient, ledger: Ledger, auth: dict[str, dict[str, str]], ids: dict[str, str]
+) -> int:
+    """An off-hours bulk pull reported by the platform, and the alert the monitor stores for it."""
+    night = datetime.combine(NOW.date() - timedelta(days=1), time(2), ZoneInfo("Asia/Shanghai"))
+    event = access_event("hostile-bulk-1", ids["requester"], ids["provider"])
+    event.update(record_count=5000, time=night.isoformat())
+    recorded = client.post("/v1/access-events", json=[event], headers=auth["operator"])
+    assert recorded.status_code == 201, recorded.text
+    ledger.alert_monitor.catch_up()  # the app's own monitor thread may have got there first
+    with ledger.store.read() as session:
+        found = session.scalar(select(RaisedAlert.id).where(RaisedAlert.rule == "off_hours_bulk"))
+    assert found is not None
+    return int(found)
 
 
 def contract_body(enterprise_id: str, resource_id: str) -> dict[str, Any]:
