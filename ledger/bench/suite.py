@@ -212,7 +212,7 @@ def ingest(
         )
         beside = (
             f"naive: 1 DB transaction per event ({backend}) {_rate(naive.value)}/s; "
-            f"1 chain transaction per event (embedded, value transfer) {_rate(chain.value)}/s"
+            f"1 chain transaction per event (embedded, Anchor.recordLeaf) {_rate(chain.value)}/s"
         )
         for label, row in (
             (f"in-process LogStore.append, 1000/batch, {backend}", local),
