@@ -118,9 +118,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             running.anchorer.start()
         if settings.alert_monitor:
             running.alert_monitor.start()
+        if settings.stat_rollup:
+            running.stat_rollup.start()
         try:
             yield
         finally:
+            running.stat_rollup.stop()
             running.alert_monitor.stop()
             running.anchorer.stop()
             if owned:

@@ -25,6 +25,7 @@ from ledger.audit.lineage import LineageService
 from ledger.audit.monitor import AlertMonitor, MonitorPolicy, monitor_lock
 from ledger.audit.raised import RaisedAlerts
 from ledger.audit.report import ReportService
+from ledger.audit.rollup import RollupPolicy, StatRollupWorker, rollup_lock
 from ledger.audit.stats import StatisticsService
 from ledger.audit.trail import TrailService
 from ledger.chain.client import Chain
@@ -129,6 +130,11 @@ class Ledger:
         self.alert_monitor.leader = monitor_lock(store.engine, settings.data_dir)
         self.raised_alerts = RaisedAlerts(store=store)
         self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
+        self.stat_rollup = StatRollupWorker(
+            store=store,
+            policy=RollupPolicy(interval=settings.stat_rollup_interval, batch=settings.stat_rollup_batch),
+        )
+        self.stat_rollup.leader = rollup_lock(store.engine, settings.data_dir)
         self.statistics = StatisticsService(store=store)
         self.lineage = LineageService(store=store)
         self.reports = ReportService(
@@ -318,6 +324,7 @@ class Ledger:
         return self.log.anchorer
 
     def close(self) -> None:
+        self.stat_rollup.stop()
         self.alert_monitor.stop()
         self.log.anchorer.stop()
         self.gateway.close()

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     alert_baseline_days: int = Field(
         default=28, ge=2, le=366, description="days before a day that make a party's volume baseline"
     )
+    stat_rollup: bool = Field(
+        default=True, description="run the statistics rollup worker (exchange counts per day) inside `serve`"
+    )
+    stat_rollup_interval: float = Field(
+        default=2.0, gt=0, le=3600, description="seconds between the rollup worker's passes over new entries"
+    )
+    stat_rollup_batch: int = Field(
+        default=50_000, gt=0, le=10_000_000, description="log entries the rollup worker adds per transaction"
+    )
     max_stream_rows: int = Field(
         default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
     )

@@ -481,3 +481,60 @@ class AlertCursor(Base):
     next_index: Mapped[int] = mapped_column(BigInteger)
     deadlines_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StatRollup(Base):
+    """Exchanges (access events) per Beijing day, provider, resource and accessor, rolled up from the
+    log entries below ``stat_rollup_cursor.next_index`` (0015; ``ledger/audit/rollup.py``). ``''``
+    stands for a column the event left empty. Read for statistics narrowed to a party or resource."""
+
+    __tablename__ = "stat_rollup"
+    __table_args__ = (
+        Index("ix_stat_rollup_accessor_day", "accessor", "day"),
+        Index("ix_stat_rollup_provider_day", "provider", "day"),
+        Index("ix_stat_rollup_resource_day", "resource", "day"),
+        {"sqlite_with_rowid": False},
+    )
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    accessor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchanges: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatResourceTotal(Base):
+    """Exchanges per (provider, resource) and Beijing day or month (``grain``: ``day`` / ``month``,
+    ``period``: the day or the month's first day), from the same entries as ``stat_rollup`` (0015)."""
+
+    __tablename__ = "stat_rollup_resources"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # ledger.audit.rollup.Grain
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resource: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchanges: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatAccessorTotal(Base):
+    """Exchanges per accessor and Beijing day or month, from the same entries as ``stat_rollup``."""
+
+    __tablename__ = "stat_rollup_accessors"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # ledger.audit.rollup.Grain
+    period: Mapped[date] = mapped_column(Date, primary_key=True)
+    accessor: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchanges: Mapped[int] = mapped_column(BigInteger)
+
+
+class StatRollupCursor(Base):
+    """Every log entry below ``next_index`` is counted in the rollups — moved in the same transaction
+    as the counts it added (0015)."""
+
+    __tablename__ = "stat_rollup_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
