@@ -23,7 +23,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any, Protocol
 
@@ -91,6 +91,8 @@ class MaskedField(Protocol):
 
 
 def _text(value: Any) -> str:
+    if type(value) is str and value.isascii():  # NFKC leaves ASCII unchanged
+        return value.strip()
     return unicodedata.normalize("NFKC", value if isinstance(value, str) else str(value)).strip()
 
 
@@ -129,7 +131,10 @@ def mask_name(value: Any) -> str:
         keep = 2 if len(text) >= 3 and text[:2] in COMPOUND_SURNAMES else 1
         if len(text) == 1:
             keep = 0
-        return text[:keep] + "".join(ch if ch in "·•" else STAR for ch in text[keep:])
+        rest = text[keep:]
+        if "·" not in rest and "•" not in rest:
+            return text[:keep] + STAR * len(rest)
+        return text[:keep] + "".join(ch if ch in "·•" else STAR for ch in rest)
     if text.isascii():
         return " ".join(word[:1] + STAR * (len(word) - 1) for word in text.split())
     return text[:1] + STAR * (len(text) - 1)
@@ -142,6 +147,8 @@ def mask_phone(value: Any) -> str:
     its last 2 digits; anything else keeps only its last 2 characters.
     """
     text = _text(value)
+    if len(text) == 11 and text.isascii() and text.isdigit() and text[0] == "1" and text[1] in "3456789":
+        return f"{text[:3]}****{text[7:]}"  # a plain mobile number: what the pattern below gives
     mobile = _MOBILE.fullmatch(text)
     if mobile:
         digits = re.sub(r"[\s-]", "", mobile["num"])
@@ -226,20 +233,35 @@ def subject_hash(key: bytes, id_number: str) -> str:
 
 
 class SubjectHasher:
-    """:func:`subject_hash` for many numbers with one key: the HMAC key schedule is done once and
-    copied per number, and plain ASCII numbers skip the Unicode normalisation (NFKC leaves ASCII
-    unchanged), so hashing the subjects of a 1,000-row access costs about a millisecond."""
+    """:func:`subject_hash` for many numbers with one key.
+
+    HMAC-SHA256 is ``H((K ⊕ opad) ‖ H((K ⊕ ipad) ‖ m))`` (RFC 2104 §2): the two padded-key blocks
+    are hashed once here, and each number costs two copies of those SHA-256 states and two short
+    updates — about 0.6 µs, against 1.2 µs for ``hmac.HMAC.copy``. Plain ASCII numbers skip the
+    Unicode normalisation (NFKC leaves ASCII unchanged), so the subjects of a 1,000-row access
+    cost well under a millisecond.
+    """
 
     def __init__(self, key: bytes) -> None:
-        self._base = hmac.new(key, digestmod=hashlib.sha256)
         self._key = key
+        block = hashlib.sha256().block_size
+        padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\x00")
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+        self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
 
     def __call__(self, id_number: str) -> str:
         if type(id_number) is str and id_number.isascii() and id_number.isalnum():
-            mac = self._base.copy()
-            mac.update(id_number.upper().encode("ascii"))
-            return "0x" + mac.hexdigest()
+            inner = self._inner.copy()
+            inner.update(id_number.upper().encode("ascii"))
+            outer = self._outer.copy()
+            outer.update(inner.digest())
+            return "0x" + outer.hexdigest()
         return subject_hash(self._key, id_number)
+
+    def many(self, id_numbers: Iterable[Any]) -> set[str]:
+        """The keyed hashes of the non-empty strings among ``id_numbers`` (others are not ID numbers:
+        a null or a number in an ID column names no one), each distinct value hashed once."""
+        return {self(v) for v in set(id_numbers) if isinstance(v, str) and v}
 
 
 class Masker:
@@ -313,3 +335,48 @@ class Masker:
             name: self.mask(rules[name], value, field=name) if name in rules else value
             for name, value in row.items()
         }
+
+    def mask_column(self, rule: MaskingRule, values: Sequence[Any], *, field: str = "") -> list[Any]:
+        """:meth:`mask` over one column: the rule is looked up once, not per value (the gateway masks
+        a delivery column by column). ``None`` stays ``None``, as in :meth:`mask`."""
+        fn = self._rule_function(rule, field)
+        if fn is None:
+            return list(values)
+        return [None if value is None else fn(value) for value in values]
+
+    def _rule_function(self, rule: MaskingRule, field: str) -> Callable[[Any], Any] | None:
+        if rule is MaskingRule.NONE:
+            return None
+        if rule is MaskingRule.PSEUDONYM:
+            return self._pseudonymiser(field)
+        fixed: dict[MaskingRule, Callable[[Any], Any]] = {
+            MaskingRule.ID_NUMBER: mask_id_number,
+            MaskingRule.NAME: mask_name,
+            MaskingRule.PHONE: mask_phone,
+            MaskingRule.ADDRESS: mask_address,
+            MaskingRule.BANK_CARD: mask_bank_card,
+            MaskingRule.GENERALIZE: generalize,
+        }
+        found: Callable[[Any], Any] = fixed.get(rule, _redacted)  # REDACT, and any rule added later
+        return found
+
+    def _pseudonymiser(self, field: str) -> Callable[[Any], str]:
+        """:meth:`pseudonym` for one field, with the HMAC of the ``scope ‖ 0x00 ‖ field ‖ 0x00``
+        prefix computed once."""
+        if "\x00" in field:
+            raise InvalidInput("a field name cannot contain NUL", code="invalid_field")
+        prefix = hmac.new(self._key, f"{self.scope}\x00{field}\x00".encode(), hashlib.sha256)
+
+        def pseudonym(value: Any) -> str:
+            mac = prefix.copy()
+            encoded = (
+                value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), default=str)
+            )
+            mac.update(encoded.encode("utf-8"))
+            return "p_" + mac.hexdigest()[:16]
+
+        return pseudonym
+
+
+def _redacted(_: Any) -> str:
+    return REDACTED

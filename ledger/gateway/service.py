@@ -26,18 +26,19 @@ import json
 import socket
 import tempfile
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from ledger import purposes
 from ledger.canonical import canonical_json
 from ledger.errors import Forbidden, InvalidInput, NotFound
 from ledger.gateway import shaping
+from ledger.gateway.columns import ColumnShaper, canonical_document, encode_lines, encode_rows
 from ledger.gateway.grants import Denied, GrantChecker, GrantView
 from ledger.gateway.masking import Masker, SubjectHasher
 from ledger.gateway.query import Condition, canonical_filter, narrower, parse_row_filter
@@ -209,7 +210,7 @@ class GatewayService:
 
     # -- access -----------------------------------------------------------------------------------
     def access(self, caller: Party, resource_id: str, req: AccessRequest) -> Delivery:
-        resource = self.catalog.get(resource_id)
+        resource, source = self._resource_and_source(resource_id)
         fields = catalog_fields(resource)
         try:
             terms = self._terms(caller, resource, fields, req)
@@ -225,7 +226,7 @@ class GatewayService:
                 mode=AccessMode.RAW,
             ) from None
         try:
-            return self._deliver(caller, resource, fields, terms, req)
+            return self._deliver(caller, resource, source, fields, terms, req)
         except Denied as denied:
             raise self._refuse_under(caller, resource, terms, req.fields or terms.fields, denied) from None
 
@@ -293,8 +294,24 @@ class GatewayService:
             "contract only (?contract=0x…&purpose=…)",
         )
 
+    def _resource_and_source(self, resource_id: str) -> tuple[Resource, DataSource | None]:
+        """The catalog entry and its data source, read in one transaction (``CatalogService.get``
+        and ``_source_row`` would take one each, on every access)."""
+        with self.store.read() as session:
+            resource = session.get(Resource, resource_id)
+            source = session.get(DataSource, resource_id) if resource is not None else None
+        if resource is None:
+            raise NotFound(f"no resource {resource_id}", code="resource_not_found")
+        return resource, source
+
     def _deliver(
-        self, caller: Party, resource: Resource, fields: list[FieldSpec], terms: _Terms, req: AccessRequest
+        self,
+        caller: Party,
+        resource: Resource,
+        source: DataSource | None,
+        fields: list[FieldSpec],
+        terms: _Terms,
+        req: AccessRequest,
     ) -> Delivery:
         wanted = self._fields(terms, req, fields)
         try:
@@ -306,7 +323,9 @@ class GatewayService:
             raise InvalidInput("streaming is for raw and masked rows", code="stream_not_supported")
         if terms.mode is AccessMode.AGGREGATE and (req.fields or req.limit):
             raise InvalidInput("an aggregate access takes group_by and metrics", code="invalid_aggregate")
-        reader = SourceReader(self._spec(self._source_row(resource.id)), fields, self.engines)
+        if source is None:
+            raise NotFound("this resource has no data source registered yet", code="no_source")
+        reader = SourceReader(self._spec(source), fields, self.engines)
         by_name = {f.name: f for f in fields}
         masker = Masker(pseudonym_key=self.pseudonym_key, scope=terms.scope_id)
         id_fields = [f.name for f in fields if f.masking is MaskingRule.ID_NUMBER]
@@ -320,17 +339,13 @@ class GatewayService:
         if terms.contract is not None:
             query["contract"] = terms.contract.contract_id
         subjects: set[str] = set()
-
-        def note_subjects(row: dict[str, Any]) -> None:
-            for name in id_fields:
-                value = row.get(name)
-                if isinstance(value, str) and value:
-                    subjects.add(self.hash_subject(value))
-
         if terms.mode is AccessMode.AGGREGATE:
+            metric_fields = [m.partition(":")[2] for m in req.metrics if ":" in m]
             _check_subset(req.group_by, terms.fields, "group_by")
-            _check_subset([m.partition(":")[2] for m in req.metrics if ":" in m], terms.fields, "metrics")
-            rows = reader.rows(conditions, self.max_stream_rows)
+            _check_subset(metric_fields, terms.fields, "metrics")
+            # Only the columns the groups and metrics read (the row filter may still name others).
+            needed = [n for n in dict.fromkeys([*req.group_by, *metric_fields]) if n in by_name]
+            rows = reader.rows(conditions, self.max_stream_rows, columns=needed or [fields[0].name])
             result = shaping.aggregate(
                 rows, group_by=req.group_by, metrics=req.metrics, k=self.k, allowed_fields=terms.fields
             )
@@ -370,28 +385,32 @@ class GatewayService:
         if req.limit is not None and req.limit <= 0:
             raise InvalidInput("limit must be positive", code="invalid_limit")
         query["limit"] = limit
-        specs = [by_name[n] for n in wanted]
-
-        def shaped(row: dict[str, Any]) -> dict[str, Any]:
-            note_subjects(row)
-            if terms.mode is AccessMode.MASKED:
-                row = masker.mask_row(row, specs)
-            return {n: row.get(n) for n in wanted}
-
-        source_rows = reader.rows(conditions, limit + 1)
+        masks: dict[str, MaskingRule] = {}
+        if terms.mode is AccessMode.MASKED:  # a sensitive field without a rule is redacted: fail closed
+            masks = {
+                f.name: f.masking if f.masking is not MaskingRule.NONE else MaskingRule.REDACT
+                for f in (by_name[n] for n in wanted)
+                if f.sensitive
+            }
+        shaper = ColumnShaper(
+            names=[f.name for f in fields], wanted=wanted, id_fields=id_fields, masks=masks, masker=masker
+        )
+        batches = reader.batches(conditions, limit + 1)
         if req.stream:
-            return self._send_stream(
-                caller, resource, terms, wanted, query, source_rows, limit, shaped, subjects
-            )
-        delivered: list[dict[str, Any]] = []
+            return self._send_stream(caller, resource, terms, wanted, query, batches, limit, shaper)
+        delivered: list[str] = []  # each row's canonical JSON text
         truncated = False
-        for row in source_rows:
-            if len(delivered) == limit:
-                truncated = True
+        for batch in batches:
+            room = limit - len(delivered)
+            if len(batch) > room:  # the one row past the limit says there is more; it is not shaped
+                truncated, batch = True, batch[:room]
+            delivered.extend(encode_rows(wanted, shaper.columns(batch), len(batch)))
+            if truncated:
                 break
-            delivered.append(shaped(row))
-        payload = {**_head(resource, terms), "fields": wanted, "rows": delivered, "truncated": truncated}
-        delivery = self._send_json(caller, resource, terms, wanted, query, payload, len(delivered), subjects)
+        subjects = self.hash_subject.many(shaper.id_values)
+        head = {**_head(resource, terms), "fields": wanted, "truncated": truncated}
+        body = canonical_document(head, "rows", delivered)
+        delivery = self._send_body(caller, resource, terms, wanted, query, body, len(delivered), subjects)
         delivery.truncated = truncated
         return delivery
 
@@ -416,6 +435,21 @@ class GatewayService:
         subjects: set[str],
     ) -> Delivery:
         body = canonical_json(payload)
+        return self._send_body(caller, resource, terms, fields, query, body, count, subjects)
+
+    def _send_body(
+        self,
+        caller: Party,
+        resource: Resource,
+        terms: _Terms,
+        fields: list[str],
+        query: dict[str, Any],
+        body: bytes,
+        count: int,
+        subjects: set[str],
+    ) -> Delivery:
+        """Hash the body, log the access durably, and only then hand the body out — the same bytes
+        that were hashed are the bytes delivered."""
         result_hash = "0x" + hashlib.sha256(body).hexdigest()
         event_id, index = self._log_access(
             caller, resource, terms, fields, query, result_hash, count, subjects
@@ -436,10 +470,9 @@ class GatewayService:
         terms: _Terms,
         fields: list[str],
         query: dict[str, Any],
-        rows: Any,
+        batches: Iterator[Sequence[Sequence[Any]]],
         limit: int,
-        shaped: Any,
-        subjects: set[str],
+        shaper: ColumnShaper,
     ) -> Delivery:
         """NDJSON: one canonical JSON object per line. The whole stream is spooled and hashed first,
         so the event (with the stream's hash) is durable before the first byte leaves."""
@@ -448,15 +481,18 @@ class GatewayService:
         count = 0
         truncated = False
         try:
-            for row in rows:
-                if count == limit:
-                    truncated = True
+            for batch in batches:
+                room = limit - count
+                if len(batch) > room:
+                    truncated, batch = True, batch[:room]
+                chunk = encode_lines(encode_rows(shaper.wanted, shaper.columns(batch), len(batch)))
+                digest.update(chunk)
+                spool.write(chunk)
+                count += len(batch)
+                if truncated:
                     break
-                line = canonical_json(shaped(row)) + b"\n"
-                digest.update(line)
-                spool.write(line)
-                count += 1
             result_hash = "0x" + digest.hexdigest()
+            subjects = self.hash_subject.many(shaper.id_values)
             event_id, index = self._log_access(
                 caller, resource, terms, fields, query, result_hash, count, subjects
             )
@@ -495,7 +531,7 @@ class GatewayService:
     ) -> NewEntry:
         """The log entry of one access or refusal; more subject hashes than fit inline go to the
         subject index only, with their digest in the entry."""
-        ordered = sorted(subjects)
+        ordered = sorted(subjects)  # keyed hashes this service computed: 0x + 64 lower-case hex
         inline = len(ordered) <= INLINE_SUBJECTS
         event = AccessEvent(
             event_id=f"gw:{uuid.uuid4().hex}",
@@ -511,7 +547,6 @@ class GatewayService:
             record_count=count,
             query_hash=query_hash,
             result_hash=result_hash,
-            subjects=ordered if inline else [],
             time=datetime.now(UTC),
             chain_time=chain_time,
             gateway=self.name,
@@ -519,7 +554,9 @@ class GatewayService:
             level=resource.level,
         )
         leaf = event.leaf(recorded_by=self.name)
-        if not inline:
+        if inline:  # set after validation: checking 1,000 hashes against the pattern is needless
+            leaf["subjects"] = ordered
+        else:
             leaf["subject_count"] = len(ordered)
             leaf["subjects_digest"] = "0x" + hashlib.sha256("".join(ordered).encode()).hexdigest()
         return NewEntry(
@@ -610,6 +647,15 @@ class GatewayService:
         return AccessDenied(denied.message, code=denied.reason, access_event=appended.index)
 
 
+_USAGE = cast(Table, GrantUsage.__table__)
+# Built once (it runs in every access's append transaction): count one access below the cap.
+_COUNT_ACCESS = (
+    update(_USAGE)
+    .where(_USAGE.c.grant_id == bindparam("grant"), _USAGE.c.accesses < bindparam("cap"))
+    .values(accesses=_USAGE.c.accesses + 1, last_index=bindparam("last"))
+)
+
+
 def _usage_guard(grant: GrantView) -> Any:
     """Count the access in the transaction that logs it; refuse (rolling the event back) at the cap."""
 
@@ -617,12 +663,10 @@ def _usage_guard(grant: GrantView) -> Any:
         if not appended:
             return
         index = appended[-1].index
-        done = session.execute(
-            update(GrantUsage)
-            .where(GrantUsage.grant_id == grant.grant_id, GrantUsage.accesses < grant.max_accesses)
-            .values(accesses=GrantUsage.accesses + 1, last_index=index)
+        done = session.connection().execute(
+            _COUNT_ACCESS, {"grant": grant.grant_id, "cap": grant.max_accesses, "last": index}
         )
-        if getattr(done, "rowcount", 0) == 1:
+        if done.rowcount == 1:
             return
         exists = session.scalar(select(GrantUsage.grant_id).where(GrantUsage.grant_id == grant.grant_id))
         if exists is None and grant.max_accesses > 0:

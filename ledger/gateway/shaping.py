@@ -143,11 +143,17 @@ def _is_number(value: Any) -> bool:
 
 def _group_key(value: Any) -> tuple[str, Any]:
     # Type-tagged so that True, 1 and "1" stay three groups (Python would merge True and 1).
+    tag = _TAGS.get(type(value))  # the JSON scalars a source delivers, without isinstance chains
+    if tag is not None:
+        return tag, value
     if isinstance(value, bool):
         return "bool", value
     if _is_number(value):
         return "number", value
     return type(value).__name__, value
+
+
+_TAGS: dict[type, str] = {str: "str", bool: "bool", int: "number", float: "number", type(None): "NoneType"}
 
 
 def _sort_key(values: tuple[Any, ...]) -> tuple[tuple[bool, str, str], ...]:
@@ -223,10 +229,16 @@ def aggregate(
     for metric in parsed:
         _check_values(metric, materialised)
     groups: dict[tuple[tuple[str, Any], ...], tuple[tuple[Any, ...], list[Mapping[str, Any]]]] = {}
-    for row in materialised:
-        values = tuple(row.get(name) for name in dims)
-        key = tuple(_group_key(v) for v in values)
-        groups.setdefault(key, (values, []))[1].append(row)
+    if not dims:  # no grouping: all rows are one group
+        if materialised:
+            groups[()] = ((), materialised)
+    else:
+        columns = [[row.get(name) for row in materialised] for name in dims]  # one pass per dimension
+        keys = [[_group_key(v) for v in column] for column in columns]
+        for row, values, key in zip(
+            materialised, zip(*columns, strict=True), zip(*keys, strict=True), strict=True
+        ):
+            groups.setdefault(key, (values, []))[1].append(row)
     released: list[tuple[tuple[Any, ...], dict[str, Any]]] = []
     suppressed = 0
     for values, members in groups.values():

@@ -36,6 +36,7 @@ from ledger.sharing.catalog import FieldSpec
 
 QUERY_RE = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
+BATCH_ROWS = 2000  # rows fetched, converted and shaped at a time
 
 
 class SourceKind(enum.StrEnum):
@@ -106,6 +107,20 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
+def json_ready(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
+    """``rows`` with every value a JSON value (:func:`plain`), converted column by column: a column
+    whose values are all JSON scalars already (the common case) is left alone, found by one pass in C."""
+    if not rows:
+        return rows
+    columns = list(zip(*rows, strict=True))
+    odd = [i for i, column in enumerate(columns) if not set(map(type, column)) <= _JSON_SCALARS]
+    if not odd:
+        return rows
+    for i in odd:
+        columns[i] = tuple(map(plain, columns[i]))
+    return list(zip(*columns, strict=True))
+
+
 # -- readers ------------------------------------------------------------------------------------
 class SourceReader:
     """Reads rows of one registered source for one catalog field list."""
@@ -142,13 +157,42 @@ class SourceReader:
             result = conn.execute(sa.select(sa.text("*")).select_from(self._from_clause(None)).limit(0))
             return list(result.keys())
 
-    def rows(self, conditions: Sequence[Condition], limit: int | None) -> Iterator[dict[str, Any]]:
-        """Rows (all catalog fields) that satisfy every condition, at most ``limit`` of them."""
+    def rows(
+        self, conditions: Sequence[Condition], limit: int | None, columns: Sequence[str] | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Rows that satisfy every condition, at most ``limit`` of them: all catalog fields, or only
+        ``columns`` (the filter may still name others)."""
+        names = list(columns) if columns is not None else [f.name for f in self.fields]
+        for batch in self.batches(conditions, limit, columns=columns):
+            for values in batch:
+                yield dict(zip(names, values, strict=True))
+
+    def batches(
+        self,
+        conditions: Sequence[Condition],
+        limit: int | None,
+        size: int = BATCH_ROWS,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[Sequence[Sequence[Any]]]:
+        """The same rows as :meth:`rows`, as lists of at most ``size`` tuples (catalog field order,
+        or ``columns``'s) with JSON values: the gateway shapes, masks and hashes them column by
+        column. Only ``columns`` are read from a database (an aggregate over two columns of a wide
+        table does not fetch the others)."""
         if limit is not None and limit <= 0:
             return
         if self.spec.kind is SourceKind.SQL:
-            yield from self._sql_rows(conditions, limit)
+            yield from self._sql_batches(conditions, limit, size, columns)
             return
+        batch: list[tuple[Any, ...]] = []
+        for row in self._file_rows(conditions, limit):  # filtered on whole rows, then narrowed
+            batch.append(tuple(row.values()) if columns is None else tuple(row[n] for n in columns))
+            if len(batch) == size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _file_rows(self, conditions: Sequence[Condition], limit: int | None) -> Iterator[dict[str, Any]]:
         produced = 0
         source = self._csv_rows() if self.spec.kind is SourceKind.CSV else self._parquet_rows()
         try:
@@ -193,20 +237,20 @@ class SourceReader:
         schema, _, table = self.spec.table.rpartition(".")
         return sa.table(table, *(sa.column(n) for n in names or ()), schema=schema or None)
 
-    def _sql_rows(self, conditions: Sequence[Condition], limit: int | None) -> Iterator[dict[str, Any]]:
+    def _sql_batches(
+        self, conditions: Sequence[Condition], limit: int | None, size: int, columns: Sequence[str] | None
+    ) -> Iterator[Sequence[Sequence[Any]]]:
         names = [f.name for f in self.fields]
         source = self._from_clause(names)
-        query = sa.select(*(source.c[n] for n in names)).where(*(_where(source, c) for c in conditions))
+        selected = names if columns is None else list(columns)
+        query = sa.select(*(source.c[n] for n in selected)).where(*(_where(source, c) for c in conditions))
         if limit is not None:
             query = query.limit(limit)
         try:
             with self._connect() as conn:
-                result = conn.execution_options(stream_results=True, yield_per=2000).execute(query)
-                for record in result:
-                    yield {
-                        n: v if type(v) in _JSON_SCALARS else plain(v)
-                        for n, v in zip(names, record, strict=True)
-                    }
+                result = conn.execution_options(stream_results=True, yield_per=size).execute(query)
+                for part in result.partitions(size):
+                    yield json_ready(part)
         except SQLAlchemyError as exc:
             raise StoreError(
                 f"the data source of this resource failed: {type(exc).__name__}", code="source_unavailable"

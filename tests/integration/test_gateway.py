@@ -314,6 +314,149 @@ def test_verify_mode_answers_yes_no_only(env: dict[str, Any]) -> None:
     assert insured not in json.dumps(logged) and subject_hash(key, insured) in logged["subjects"]
 
 
+def test_delivered_bytes_are_rfc8785(env: dict[str, Any]) -> None:
+    """What each mode delivers is exactly the RFC 8785 form of itself (checked with the ``rfc8785``
+    package, not the gateway's own encoder), and ``X-Result-Hash`` is SHA-256 of those bytes."""
+    import rfc8785
+
+    c = env["client"]
+    cases: list[tuple[str, list[str], dict[str, Any]]] = [
+        ("raw", ["id_number", "name", "district", "insured", "monthly_base"], {}),
+        ("masked", ["id_number", "name", "phone", "district"], {}),
+        (
+            "aggregate",
+            ["district", "monthly_base"],
+            {"group_by": ["district"], "metrics": ["avg:monthly_base"]},
+        ),
+        ("verify", ["id_number"], {"subjects": [env["rows"][0]["id_number"], "x"], "key": "id_number"}),
+    ]
+    for mode, fields, extra in cases:
+        gid = grant(env, mode=mode, fields=fields)
+        r = c.post(f"/v1/data/{env['GY-RS-001']}", json={"grant": gid, **extra}, headers=env["minzheng"])
+        assert r.status_code == 200, (mode, r.text)
+        assert r.content == rfc8785.dumps(json.loads(r.content)), mode
+        assert r.headers["X-Result-Hash"] == "0x" + hashlib.sha256(r.content).hexdigest()
+        assert entry(env, int(r.headers["X-Access-Event"]))["result_hash"] == r.headers["X-Result-Hash"]
+    gid = grant(env, mode="masked", fields=["name", "phone", "district"])
+    r = c.post(
+        f"/v1/data/{env['GY-RS-001']}", json={"grant": gid, "format": "ndjson"}, headers=env["minzheng"]
+    )
+    assert r.status_code == 200, r.text
+    assert all(line == rfc8785.dumps(json.loads(line)) for line in r.content.splitlines())
+
+
+def test_aggregate_reads_only_what_it_needs_but_filters_on_the_grant(env: dict[str, Any]) -> None:
+    """An aggregate reads only its group-by and metric columns, yet the grant's row filter on
+    another column still applies — for a file source and a database source."""
+    import sqlalchemy as sa
+
+    c, settings = env["client"], env["settings"]
+    rid = env["GY-RS-001"]
+    gid = grant(
+        env, mode="aggregate", fields=["district", "monthly_base"], row_filter={"monthly_base": {"gte": 3100}}
+    )
+
+    def groups() -> list[tuple[str, int]]:
+        r = c.get(f"/v1/data/{rid}", params={"grant": gid, "group_by": "district"}, headers=env["minzheng"])
+        assert r.status_code == 200, r.text
+        assert r.json()["suppressed_groups"] == 1  # 花溪区: 3 people
+        return sorted((g["district"], g["count"]) for g in r.json()["groups"])
+
+    # Without the filter 云岩区 has 6 people; row 0 (3000) is filtered out.
+    assert groups() == [("云岩区", 5), ("南明区", 5)]
+    path = settings.data_dir / "sources" / "agg.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
+            "monthly_base INTEGER)"
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO insured VALUES (:id_number, :name, :phone, :district, :insured, :monthly_base)"
+            ),
+            env["rows"],
+        )
+    engine.dispose()
+    for source in ({"table": "insured"}, {"query": "SELECT * FROM insured"}):
+        r = c.put(
+            f"/v1/resources/{rid}/source",
+            json={"kind": "sql", "location": f"sqlite:///{path}", **source},
+            headers=env["renshe"],
+        )
+        assert r.status_code == 200, r.text
+        assert groups() == [("云岩区", 5), ("南明区", 5)]
+
+
+def test_large_access_spans_source_batches(env: dict[str, Any]) -> None:
+    """More rows than one source batch (2,000): the limit, the truncation flag, the subjects (of
+    the delivered rows only, even when the ID column is not delivered) and the hashes hold across
+    batch boundaries, in the JSON body and in the NDJSON stream."""
+    import sqlalchemy as sa
+
+    c, ledger, settings = env["client"], env["ledger"], env["settings"]
+    rid = env["GY-RS-001"]
+    many: list[dict[str, Any]] = [
+        {
+            "id_number": make_id_number("520102", date(1950, 1, 1) + timedelta(days=n // 900), n % 900 + 1),
+            "name": "张伟",
+            "phone": "13800005678",
+            "district": DISTRICTS[n % len(DISTRICTS)],
+            "insured": n % 2 == 0,
+            "monthly_base": 3000 + n,
+        }
+        for n in range(4500)
+    ]
+    path = settings.data_dir / "sources" / "many.sqlite"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
+            "monthly_base INTEGER)"
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO insured VALUES (:id_number, :name, :phone, :district, :insured, :monthly_base)"
+            ),
+            many,
+        )
+    engine.dispose()
+    r = c.put(
+        f"/v1/resources/{rid}/source",
+        json={"kind": "sql", "location": f"sqlite:///{path}", "table": "insured"},
+        headers=env["renshe"],
+    )
+    assert r.status_code == 200, r.text
+    key = ledger.gateway.subject_key
+    gid = grant(env, fields=["id_number", "district", "monthly_base"], max_records=5000)
+    r = c.get(f"/v1/data/{rid}", params={"grant": gid, "limit": 4100}, headers=env["minzheng"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["rows"]) == 4100 and body["truncated"] is True and r.headers["X-Truncated"] == "true"
+    assert [row["monthly_base"] for row in body["rows"]] == [3000 + n for n in range(4100)]
+    logged = entry(env, int(r.headers["X-Access-Event"]))
+    assert logged["record_count"] == 4100
+    assert logged["subjects"] == sorted(subject_hash(key, p["id_number"]) for p in many[:4100])
+    assert logged["result_hash"] == "0x" + hashlib.sha256(r.content).hexdigest()
+    r = c.get(f"/v1/data/{rid}", params={"grant": gid}, headers=env["minzheng"])
+    assert len(r.json()["rows"]) == 4500 and r.json()["truncated"] is False
+    masked = grant(env, mode="masked", fields=["district", "monthly_base"], max_records=5000)
+    r = c.get(
+        f"/v1/data/{rid}",
+        params={"grant": masked, "limit": 2001, "format": "ndjson"},
+        headers=env["minzheng"],
+    )
+    assert r.status_code == 200 and r.headers["X-Truncated"] == "true", r.text
+    lines = r.content.splitlines()
+    assert len(lines) == 2001 and json.loads(lines[-1]) == {
+        "district": many[2000]["district"],
+        "monthly_base": 5000,
+    }
+    logged = entry(env, int(r.headers["X-Access-Event"]))
+    assert logged["record_count"] == 2001 and logged["result_hash"] == r.headers["X-Result-Hash"]
+    assert logged["subjects"] == sorted(subject_hash(key, p["id_number"]) for p in many[:2001])
+
+
 def test_every_denial_reason_is_logged(env: dict[str, Any]) -> None:
     c, ledger = env["client"], env["ledger"]
     rid = env["GY-RS-001"]

@@ -15,4 +15,6 @@ def test_gateway_bench_smoke() -> None:
         "verify",
     ]
     assert all(r["gateway_ms"] > 0 and r["direct_ms"] > 0 and r["accesses_per_s"] > 0 for r in results)
+    # Every access is logged: the log append is timed inside each access, and CPU time is counted.
+    assert all(r["log_ms"] > 0 and r["cpu_ms"] > 0 for r in results)
     assert render(results).row_count == len(results)

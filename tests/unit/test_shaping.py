@@ -5,8 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from ledger.canonical import canonical_json
 from ledger.errors import InvalidInput
+from ledger.gateway.columns import ColumnShaper, canonical_document, encode_lines, encode_rows
+from ledger.gateway.masking import Masker
 from ledger.gateway.shaping import (
     MAX_SUBJECTS,
     AggregateResult,
@@ -18,6 +23,8 @@ from ledger.gateway.shaping import (
     project,
     verify,
 )
+from ledger.sharing.catalog import FieldSpec
+from ledger.types import MaskingRule
 
 # --- project ------------------------------------------------------------------------------------
 
@@ -117,6 +124,31 @@ def test_group_keys_keep_types_apart() -> None:
         ("bool", 2),
         ("int", 2),
         ("str", 2),
+    ]
+
+
+def test_group_keys_merge_equal_numbers_and_keep_other_types_apart() -> None:
+    """1 and 1.0 are one number (as in JSON); True, "1", None and a str subclass are not."""
+
+    class Code(str):
+        pass
+
+    rows: list[dict[str, Any]] = [
+        {"v": 1},
+        {"v": 1.0},
+        {"v": True},
+        {"v": "1"},
+        {"v": None},
+        {"v": Code("1")},
+        {},
+    ]
+    result = aggregate(rows, group_by=["v"], metrics=["count"], k=1)
+    assert sorted((type(g["v"]).__name__, g["count"]) for g in result.groups) == [
+        ("Code", 1),
+        ("NoneType", 2),  # a missing field reads as null
+        ("bool", 1),
+        ("int", 2),
+        ("str", 1),
     ]
 
 
@@ -296,3 +328,117 @@ def test_verify_rejects_bad_subjects(subjects: Any) -> None:
     with pytest.raises(InvalidInput) as info:
         verify(INSURED, key="id_number", subjects=subjects)
     assert info.value.code == "invalid_subject"
+
+
+# --- column-wise shaping and encoding of raw and masked rows -----------------------------------
+
+NAMES = ["id_number", "name", "district", "salary"]
+BATCH = [
+    ("52010219900307123X", "欧阳娜娜", "云岩区", 9000),
+    ("520102199003071234", "张伟", "南明区", None),
+    (None, "李强", "云岩区", 5300),
+]
+
+
+def shaped(shaper: ColumnShaper, batch: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [
+        dict(zip(shaper.wanted, values, strict=True)) for values in zip(*shaper.columns(batch), strict=True)
+    ]
+
+
+def test_column_shaper_projects_in_the_requested_order_and_collects_id_numbers() -> None:
+    shaper = ColumnShaper(names=NAMES, wanted=["district", "name"], id_fields=["id_number"])
+    assert shaped(shaper, BATCH) == [{"district": d, "name": n} for _, n, d, _ in BATCH]
+    # The ID numbers of the rows shaped, though the column itself is not delivered.
+    assert shaper.id_values == {"52010219900307123X", "520102199003071234", None}
+    assert shaper.columns([]) == [(), ()]
+
+
+def test_column_shaper_masks_each_masked_column_as_mask_row_does() -> None:
+    masker = Masker(pseudonym_key=b"k" * 32, scope="grant-1")
+    fields = [
+        FieldSpec("id_number", "string", True, MaskingRule.ID_NUMBER),
+        FieldSpec("name", "string", True, MaskingRule.NAME),
+        FieldSpec("district", "string"),
+        FieldSpec("salary", "integer", True, MaskingRule.NONE),  # sensitive, no rule: redacted
+    ]
+    masks = {
+        f.name: f.masking if f.masking is not MaskingRule.NONE else MaskingRule.REDACT
+        for f in fields
+        if f.sensitive
+    }
+    shaper = ColumnShaper(names=NAMES, wanted=NAMES, id_fields=["id_number"], masks=masks, masker=masker)
+    expected = [masker.mask_row(dict(zip(NAMES, row, strict=True)), fields) for row in BATCH]
+    assert shaped(shaper, BATCH) == expected
+    assert expected[0] == {
+        "id_number": "520102********123X",
+        "name": "欧阳**",
+        "district": "云岩区",
+        "salary": "***",
+    }
+    assert expected[1]["salary"] is None  # absence is not personal data
+
+
+def test_column_shaper_needs_a_masker_for_masks() -> None:
+    with pytest.raises(ValueError, match="masker"):
+        ColumnShaper(names=NAMES, wanted=NAMES, id_fields=[], masks={"name": MaskingRule.NAME})
+
+
+_keys = st.text(max_size=6)  # any Unicode: the UTF-16 ordering of RFC 8785 §3.2.3 matters
+_values = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**54), max_value=2**54)  # past ±(2**53 - 1): refused by both
+    | st.floats()  # NaN and infinities: refused by both
+    | st.text(max_size=8)  # lone surrogates included: refused by both
+)
+
+
+@st.composite
+def _tables(draw: st.DrawFn) -> tuple[list[str], list[list[Any]], int]:
+    fields = draw(st.lists(_keys, unique=True, max_size=5))
+    count = draw(st.integers(min_value=0, max_value=6))
+    kinds = [draw(st.sampled_from(["text", "mixed"])) for _ in fields]
+    columns = [
+        draw(st.lists(st.text(max_size=8) if kind == "text" else _values, min_size=count, max_size=count))
+        for kind in kinds
+    ]
+    return fields, columns, count
+
+
+def _reference(head: dict[str, Any], fields: list[str], columns: list[list[Any]], count: int) -> bytes:
+    rows = [{f: columns[i][n] for i, f in enumerate(fields)} for n in range(count)]
+    return canonical_json({**head, "rows": rows})
+
+
+@given(
+    _tables(),
+    st.dictionaries(st.text(max_size=6).filter(lambda k: k != "rows"), _values | st.lists(_keys), max_size=4),
+)
+def test_encoded_rows_and_document_equal_canonical_json(
+    table: tuple[list[str], list[list[Any]], int], head: dict[str, Any]
+) -> None:
+    """The column-wise encoding gives exactly ``canonical_json``'s bytes (itself checked against
+    the ``rfc8785`` package), or the same refusal."""
+    fields, columns, count = table
+    try:
+        expected = _reference(head, fields, columns, count)
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as info:
+            canonical_document(head, "rows", encode_rows(fields, columns, count))
+        assert info.value.code == exc.code == "invalid_json"
+        return
+    texts = encode_rows(fields, columns, count)
+    assert canonical_document(head, "rows", texts) == expected
+    rows = [{f: columns[i][n] for i, f in enumerate(fields)} for n in range(count)]
+    assert encode_lines(texts) == b"".join(canonical_json(row) + b"\n" for row in rows)
+
+
+def test_encode_rows_keeps_percent_signs_and_orders_keys_by_utf16() -> None:
+    texts = encode_rows(["%s", "😀", "דּ", "a"], [["x"], [1], [None], [True]], 1)
+    assert texts == ['{"%s":"x","a":true,"😀":1,"דּ":null}']
+    assert encode_rows([], [], 2) == ["{}", "{}"]
+    with pytest.raises(ValueError, match="one value per row"):
+        encode_rows(["a"], [[1, 2]], 1)
+    with pytest.raises(ValueError, match="in the head"):
+        canonical_document({"rows": 1}, "rows", [])
