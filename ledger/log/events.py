@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -38,6 +38,27 @@ class AccessMode(enum.StrEnum):
     MASKED = "masked"
     AGGREGATE = "aggregate"
     VERIFY = "verify"
+
+
+class GatewayEntry(NamedTuple):
+    """A validated :class:`AccessEvent` as the log appends it: the leaf less its recorder, and the
+    fields the store indexes. Make one with :meth:`AccessEvent.prepare` only (never by hand: that
+    would skip the event's validation). A plain tuple, so it crosses a process boundary for the
+    price of a pickle — the simulator validates and encodes events in a second process
+    (:mod:`ledger.sim.feed`) while the first appends them (``LogService.record_prepared_events``)."""
+
+    event_id: str
+    kind: str  # an EventKind value
+    time: datetime
+    accessor: str
+    provider: str | None
+    resource: str
+    level: int | None
+    body: dict[str, Any]  # the leaf less "recorded_by"
+
+    def leaf(self, *, recorded_by: str) -> dict[str, Any]:
+        """The log entry's JSON object; the same as :meth:`AccessEvent.leaf` of the event."""
+        return {**self.body, "recorded_by": recorded_by}
 
 
 class AccessEvent(BaseModel):
@@ -118,8 +139,25 @@ class AccessEvent(BaseModel):
 
     def leaf(self, *, recorded_by: str) -> dict[str, Any]:
         """The JSON object that becomes the log entry (canonicalised by the store)."""
+        body = self._body()
+        body["recorded_by"] = recorded_by
+        return body
+
+    def prepare(self) -> GatewayEntry:
+        """This event as the log appends it, once a recorder is named (see :class:`GatewayEntry`)."""
+        return GatewayEntry(
+            self.event_id,
+            self.kind.value,
+            self.time,
+            self.accessor,
+            self.provider,
+            self.resource,
+            self.level,
+            self._body(),
+        )
+
+    def _body(self) -> dict[str, Any]:
         body = self.model_dump(mode="json", exclude_none=True)
         body["time"] = self.time.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-        body["recorded_by"] = recorded_by
         body["v"] = 1
         return body

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
 from ledger.log.anchoring import Anchorer
-from ledger.log.events import AccessEvent
+from ledger.log.events import AccessEvent, GatewayEntry
 from ledger.log.note import NoteSigner
 from ledger.log.store import Appended, AppendGuard, LogStore, NewEntry
 from ledger.store.models import Party
@@ -25,7 +25,8 @@ from ledger.types import PartyKind
 
 log = logging.getLogger("sharetrail.log")
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # events per gateway request (POST /v1/access-events)
+MAX_TRANSACTION = 20_000  # prepared events appended in one transaction (in-process callers)
 MAX_ENTRIES_PAGE = 1000
 AUDITORS = (PartyKind.REGULATOR, PartyKind.REGISTRAR)
 
@@ -56,29 +57,54 @@ class LogService:
 
     # -- recording ------------------------------------------------------------------------------
     def record_gateway_events(self, caller: Party, events: Sequence[AccessEvent]) -> list[Appended]:
-        if caller.kind is not PartyKind.OPERATOR:
-            raise Forbidden("only the platform operator may record gateway events", code="forbidden_role")
+        """A gateway's batch (``POST /v1/access-events``): at most :data:`MAX_BATCH` events, each a
+        validated :class:`AccessEvent`, appended in one transaction."""
+        self._check_recorder(caller)
         if not events:
             raise InvalidInput("the batch is empty", code="empty_batch")
         if len(events) > MAX_BATCH:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
+        return self._record_gateway(caller, [e.prepare() for e in events])
+
+    def record_prepared_events(self, caller: Party, events: Sequence[GatewayEntry]) -> list[Appended]:
+        """In-process bulk recording (``sharetrail simulate``): events validated elsewhere — each made
+        by :meth:`AccessEvent.prepare`, e.g. in a producer process — up to :data:`MAX_TRANSACTION`
+        of them in one transaction. The same checks and the same log entries as
+        :meth:`record_gateway_events`; only the transaction is larger, which SQLite pays for per
+        commit and per index page touched rather than per row (docs/benchmarks.md, the simulate
+        section: raw SQLite with this schema, ~46 µs an event at 10,000 a transaction against
+        86–106 µs at 1,000)."""
+        self._check_recorder(caller)
+        if not events:
+            raise InvalidInput("the batch is empty", code="empty_batch")
+        if len(events) > MAX_TRANSACTION:
+            raise InvalidInput(f"at most {MAX_TRANSACTION} events per transaction", code="batch_too_large")
+        return self._record_gateway(caller, events)
+
+    @staticmethod
+    def _check_recorder(caller: Party) -> None:
+        if caller.kind is not PartyKind.OPERATOR:
+            raise Forbidden("only the platform operator may record gateway events", code="forbidden_role")
+
+    def _record_gateway(self, caller: Party, events: Sequence[GatewayEntry]) -> list[Appended]:
         named = {e.accessor for e in events} | {e.provider for e in events if e.provider}
-        with self.log.store.session() as session:
+        with self.log.store.read() as session:
             known = set(session.scalars(select(Party.id).where(Party.id.in_(named))))
         unknown = sorted(named - known)
         if unknown:
             raise InvalidInput(f"unknown party id(s): {', '.join(unknown[:5])}", code="unknown_party")
+        recorder, onchain = caller.id, self.onchain_levels
         entries = [
             NewEntry(
                 event_id=e.event_id,
-                kind=e.kind.value,
+                kind=e.kind,
                 time=e.time,
-                event=e.leaf(recorded_by=caller.id),
+                event=e.leaf(recorded_by=recorder),
                 accessor=e.accessor,
                 resource=e.resource,
                 # request_hash defaults to the entry's own hash: the leaf is a function of the event
                 # and the recorder, so a retry of the same event by the same operator matches it.
-                onchain=e.level in self.onchain_levels,
+                onchain=e.level in onchain,
             )
             for e in events
         ]

@@ -8,7 +8,6 @@ its last 10 %, in case appending slows as the log grows. Still a projection: say
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 
 from rich.console import Group
@@ -16,6 +15,7 @@ from rich.table import Table
 
 from ledger.log.verify import Report
 from ledger.sim import city
+from ledger.sim.feed import Skew
 
 
 @dataclass
@@ -46,19 +46,6 @@ class Phase:
         if not rate:
             return None
         return self.full_scale / rate
-
-
-@dataclass
-class Skew:
-    """What the generated events look like, counted while they were generated."""
-
-    events: int = 0
-    denied: int = 0
-    office_hours: int = 0
-    with_grant: int = 0
-    by_accessor: Counter[int] = field(default_factory=Counter)
-    by_mode: Counter[str] = field(default_factory=Counter)
-    by_resource: Counter[int] = field(default_factory=Counter)
 
 
 @dataclass

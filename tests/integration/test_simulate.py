@@ -1,19 +1,31 @@
 """``sharetrail simulate`` end to end: a tiny city through the CLI entry point, on SQLite and
-PostgreSQL, then checked in the store and against the chain by a second, independent opening."""
+PostgreSQL, then checked in the store and against the chain by a second, independent opening; and
+the bulk path it records through (``LogService.record_prepared_events``), which must write exactly
+the entries the gateway batch path writes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from api.cli import app
+from ledger.canonical import canonical_json
+from ledger.errors import Conflict, Forbidden, InvalidInput
+from ledger.identity.parties import NewParty
+from ledger.identity.uscc import make_uscc
+from ledger.log import merkle
+from ledger.log.events import AccessEvent, AccessMode, EventKind
+from ledger.log.service import MAX_TRANSACTION
 from ledger.log.verify import verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
-from ledger.sim.city import STATISTICS_BUREAU
+from ledger.sim.city import STATISTICS_BUREAU, Scale
+from ledger.sim.run import SimOptions, simulate
 from ledger.sim.skew import is_office_hours
 from ledger.store.models import LogEntry, Party, Resource, ShareRequest
 from ledger.types import PartyKind, RequestStatus
@@ -91,3 +103,102 @@ def test_simulate_rejects_an_impossible_scale(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "departments must be 2..423" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_simulate_with_the_producer_process_is_intact(tmp_path: Path) -> None:
+    options = SimOptions(
+        scale=Scale(departments=3, resources=4, grants=2, events=2500, days=30),
+        data_dir=tmp_path / "sim",
+        seed=11,
+        batch=1000,
+        anchor_every=1000,
+        producer_process=True,
+    )
+    with (tmp_path / "progress.txt").open("w") as sink:
+        report = simulate(options, console=Console(file=sink))
+    assert report.intact
+    events = next(p for p in report.phases if p.unit == "events")
+    assert events.count == 2500 and "2nd process" in events.name
+    assert report.skew.events == 2500 and sum(report.skew.by_accessor.values()) == 2500
+    assert report.counts["log entries: access"] + report.counts["log entries: denied"] == 2500
+    assert report.counts["anchored size"] == report.counts["log size"]
+
+
+# -- the bulk path: LogService.record_prepared_events ----------------------------------------------
+
+
+def _parties(ledger: Ledger) -> tuple[Party, Party]:
+    registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+    operator, _ = ledger.parties.register(
+        registrar, NewParty(PartyKind.OPERATOR, "平台运营方", make_uscc(71, authority="9"))
+    )
+    department, _ = ledger.parties.register(
+        registrar, NewParty(PartyKind.DEPARTMENT, "贵阳市统计局", make_uscc(72))
+    )
+    return operator, department
+
+
+def _events(department: Party, first: int, count: int) -> list[AccessEvent]:
+    start = datetime(2026, 11, 2, 1, 30, 0, 250_000, tzinfo=UTC)
+    return [
+        AccessEvent(
+            event_id=f"sim-{n:09d}",
+            kind=EventKind.DENIED if n % 3 == 0 else EventKind.ACCESS,
+            accessor=department.id,
+            provider=department.id,
+            resource=f"GY-TJ-{n % 4:03d}",
+            grant="0x" + f"{n:064x}" if n % 2 else None,
+            purpose="statistics",
+            fields=["人口", "户籍地", "年龄段"][: 1 + n % 3],
+            mode=list(AccessMode)[n % 4],
+            record_count=0 if n % 3 == 0 else 10 * n,
+            query_hash=f"0x{n + 1:064x}",
+            result_hash=None if n % 3 == 0 else f"0x{n + 7:064x}",
+            time=start + timedelta(seconds=n),
+            gateway="gy-exchange-01",
+            reason="out_of_scope" if n % 3 == 0 else None,
+            level=1 + n % 3,
+        )
+        for n in range(first, first + count)
+    ]
+
+
+def test_prepared_events_make_the_same_entries_as_a_gateway_batch(ledger: Ledger) -> None:
+    operator, department = _parties(ledger)
+    batch = _events(department, 0, 6)
+    recorded = ledger.log.record_gateway_events(operator, batch)
+    # The same events through the bulk path are retries of the same content: duplicates, same indices.
+    again = ledger.log.record_prepared_events(operator, [e.prepare() for e in batch])
+    assert [(r.index, r.duplicate) for r in again] == [(r.index, True) for r in recorded]
+
+    fresh = _events(department, 6, 6)
+    appended = ledger.log.record_prepared_events(operator, [e.prepare() for e in fresh])
+    assert [r.duplicate for r in appended] == [False] * 6
+    for result, event in zip([*recorded, *appended], [*batch, *fresh], strict=True):
+        stored = ledger.log.log.entry(result.index)
+        assert stored.entry == canonical_json(event.leaf(recorded_by=operator.id))
+        assert ledger.log.log.leaf_hash(result.index) == merkle.leaf_hash(stored.entry)
+
+    changed = _events(department, 0, 1)[0].model_copy(update={"record_count": 99_999})
+    with pytest.raises(Conflict) as caught:
+        ledger.log.record_prepared_events(operator, [changed.prepare()])
+    assert caught.value.code == "event_id_conflict"
+
+
+def test_prepared_events_take_the_gateway_batch_checks(ledger: Ledger) -> None:
+    operator, department = _parties(ledger)
+    entry = _events(department, 0, 1)[0].prepare()
+    size = ledger.log.log.size()
+    with pytest.raises(Forbidden) as forbidden:
+        ledger.log.record_prepared_events(department, [entry])
+    assert forbidden.value.code == "forbidden_role"
+    with pytest.raises(InvalidInput) as empty:
+        ledger.log.record_prepared_events(operator, [])
+    assert empty.value.code == "empty_batch"
+    with pytest.raises(InvalidInput) as large:
+        ledger.log.record_prepared_events(operator, [entry] * (MAX_TRANSACTION + 1))
+    assert large.value.code == "batch_too_large"
+    with pytest.raises(InvalidInput) as unknown:
+        ledger.log.record_prepared_events(operator, [entry._replace(accessor="no-such-party")])
+    assert unknown.value.code == "unknown_party"
+    assert ledger.log.log.size() == size  # nothing refused was appended
