@@ -22,10 +22,10 @@ from web3.types import Wei
 from ledger.audit.alerts import AlertService, Thresholds
 from ledger.audit.integrity import IntegrityAudit
 from ledger.audit.lineage import LineageService
-from ledger.audit.monitor import AlertMonitor, MonitorPolicy, monitor_lock
+from ledger.audit.monitor import AlertMonitor, MonitorPolicy
 from ledger.audit.raised import RaisedAlerts
 from ledger.audit.report import ReportService
-from ledger.audit.rollup import RollupPolicy, StatRollupWorker, rollup_lock
+from ledger.audit.rollup import RollupPolicy, StatRollupWorker
 from ledger.audit.stats import StatisticsService
 from ledger.audit.trail import TrailService
 from ledger.chain.client import Chain
@@ -38,7 +38,6 @@ from ledger.identity.parties import PartyService, new_token, party_id_bytes32, u
 from ledger.identity.uscc import make_uscc
 from ledger.identity.vault import KeyVault
 from ledger.log.anchoring import Anchorer, AnchorPolicy
-from ledger.log.leader import leader_lock
 from ledger.log.note import NoteSigner
 from ledger.log.service import LogService
 from ledger.log.store import LogStore
@@ -127,14 +126,14 @@ class Ledger:
                 interval=settings.alert_interval, deadline_interval=settings.alert_deadline_interval
             ),
         )
-        self.alert_monitor.leader = monitor_lock(store.engine, settings.data_dir)
+        self.alert_monitor.elect(store.engine, settings.data_dir)
         self.raised_alerts = RaisedAlerts(store=store)
         self.integrity = IntegrityAudit(store=store, chain=chain, anchor=contracts["Anchor"], log=log.log)
         self.stat_rollup = StatRollupWorker(
             store=store,
             policy=RollupPolicy(interval=settings.stat_rollup_interval, batch=settings.stat_rollup_batch),
         )
-        self.stat_rollup.leader = rollup_lock(store.engine, settings.data_dir)
+        self.stat_rollup.elect(store.engine, settings.data_dir)
         self.statistics = StatisticsService(store=store)
         self.lineage = LineageService(store=store)
         self.reports = ReportService(
@@ -235,7 +234,7 @@ class Ledger:
             origin=settings.origin,
             policy=AnchorPolicy(interval=settings.anchor_interval, batch=settings.anchor_batch),
         )
-        anchorer.leader = leader_lock(store.engine, settings.data_dir)
+        anchorer.elect(store.engine, settings.data_dir)
         log_service = LogService(
             log_store=log_store, anchorer=anchorer, signer=signer, onchain_levels=settings.onchain_level_set
         )

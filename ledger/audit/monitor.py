@@ -43,10 +43,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ledger.audit.rules import (
@@ -69,8 +68,7 @@ from ledger.audit.rules import (
     spike_alert,
     stale_catalog_alerts,
 )
-from ledger.errors import LedgerError
-from ledger.log.leader import FileLeaderLock, LeaderLock, PgAdvisoryLock
+from ledger.log.leader import LeaderLoop
 from ledger.store.db import Store
 from ledger.store.models import AlertCursor, LogEntry, RaisedAlert
 
@@ -91,28 +89,20 @@ class MonitorPolicy:
     max_backoff: float = 30.0
 
 
-def monitor_lock(engine: Engine, data_dir: Path) -> LeaderLock:
-    """The monitor's own leader lock: any worker may monitor while another anchors."""
-    if engine.dialect.name == "postgresql":
-        return PgAdvisoryLock(engine, ALERT_LOCK_KEY)
-    return FileLeaderLock(data_dir / "alerts.lock")
+class AlertMonitor(LeaderLoop):
+    thread_name = "sharetrail-alerts"
+    what = "alert monitor"
+    lock_key = ALERT_LOCK_KEY
+    lock_file = "alerts.lock"
 
-
-class AlertMonitor:
     def __init__(
         self, *, store: Store, thresholds: Thresholds | None = None, policy: MonitorPolicy | None = None
     ) -> None:
         self.store = store
         self.t = thresholds or Thresholds()
         self.policy = policy or MonitorPolicy()
-        self.leader: LeaderLock | None = None  # when set, the loop evaluates only while holding it
-        self.is_leader = False
-        self.failures = 0
-        self.last_error: str | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        super().__init__(wait=self.policy.interval, max_backoff=self.policy.max_backoff, logger=log)
         self._lock = threading.Lock()  # one pass at a time in this process
-        self._thread: threading.Thread | None = None
         self._deadlines_due = 0.0  # monotonic time of the next time-driven evaluation
         # Accesses per (party, Beijing day), for the spike baseline: valid while this monitor is the
         # one that moved the cursor (each pass drops the days its events touched).
@@ -323,59 +313,16 @@ class AlertMonitor:
             )
         return self._days[key]
 
-    # -- the loop -----------------------------------------------------------------------------------------
-    def poke(self) -> None:
-        """Wake the loop now (entries were appended)."""
-        self._wake.set()
+    # -- the loop (LeaderLoop.run) -------------------------------------------------------------------
+    def on_start(self) -> None:
+        self._deadlines_due = 0.0  # the time-driven rules run once at start
 
-    def run(self) -> None:
-        backoff = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(timeout=backoff or self.policy.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                if self.leader is not None:
-                    self.is_leader = self.leader.try_acquire()
-                    if not self.is_leader:
-                        backoff = self.policy.interval
-                        continue
-                while not self._stop.is_set() and self.process() > 0:
-                    pass
-                if time.monotonic() >= self._deadlines_due and not self._stop.is_set():
-                    self.check_deadlines()
-                    self._deadlines_due = time.monotonic() + self.policy.deadline_interval
-                backoff = 0.0
-                self.failures = 0
-                self.last_error = None
-            except LedgerError as exc:
-                self.failures += 1
-                self.last_error = f"{exc.code}: {exc.message}"
-                backoff = min(self.policy.max_backoff, 0.5 * 2 ** min(self.failures, 8))
-                log.warning("alert monitor failed (%s); retrying in %.1fs", self.last_error, backoff)
-            except Exception:
-                self.failures += 1
-                self.last_error = "unexpected error (see log)"
-                backoff = self.policy.max_backoff
-                log.exception("alert monitor failed unexpectedly")
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._deadlines_due = 0.0
-            self._thread = threading.Thread(target=self.run, name="sharetrail-alerts", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self.leader is not None:
-            self.leader.release()
-            self.is_leader = False
+    def tick(self, *, retrying: bool) -> None:
+        while not self._stop.is_set() and self.process() > 0:
+            pass
+        if time.monotonic() >= self._deadlines_due and not self._stop.is_set():
+            self.check_deadlines()
+            self._deadlines_due = time.monotonic() + self.policy.deadline_interval
 
 
 # -- helpers ----------------------------------------------------------------------------------------

@@ -44,13 +44,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Date,
-    Engine,
     FromClause,
     Select,
     and_,
@@ -65,9 +63,8 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from ledger.errors import LedgerError
 from ledger.log.events import EventKind
-from ledger.log.leader import FileLeaderLock, LeaderLock, PgAdvisoryLock
+from ledger.log.leader import LeaderLoop
 from ledger.store.db import Store
 from ledger.store.models import (
     LogEntry,
@@ -395,13 +392,6 @@ def _rollup_filter(t: Any, scope: ExchangeScope) -> list[ColumnElement[bool]]:
 
 
 # -- maintenance ---------------------------------------------------------------------------------------
-def rollup_lock(engine: Engine, data_dir: Path) -> LeaderLock:
-    """The rollup worker's own leader lock."""
-    if engine.dialect.name == "postgresql":
-        return PgAdvisoryLock(engine, ROLLUP_LOCK_KEY)
-    return FileLeaderLock(data_dir / "rollup.lock")
-
-
 def roll_up(session: Session, start: int, end: int) -> None:
     """Add the access events of log indices ``[start, end)`` to the rollups: one grouped ``INSERT …
     SELECT … ON CONFLICT DO UPDATE`` per table and grain, keyed by each entry's own Beijing day."""
@@ -431,21 +421,20 @@ def _upsert(session: Session, model: Any, keys: Sequence[str], query: Select[Any
     session.execute(stmt)
 
 
-class StatRollupWorker:
+class StatRollupWorker(LeaderLoop):
     """Keeps the rollups up with the log: :meth:`process` one chunk, :meth:`catch_up` all, or
     :meth:`start` the loop (one leader among the workers)."""
+
+    thread_name = "sharetrail-rollup"
+    what = "rollup"
+    lock_key = ROLLUP_LOCK_KEY
+    lock_file = "rollup.lock"
 
     def __init__(self, *, store: Store, policy: RollupPolicy | None = None) -> None:
         self.store = store
         self.policy = policy or RollupPolicy()
-        self.leader: LeaderLock | None = None  # when set, the loop works only while holding it
-        self.is_leader = False
-        self.failures = 0
-        self.last_error: str | None = None
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        super().__init__(wait=self.policy.interval, max_backoff=self.policy.max_backoff, logger=log)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     def status(self) -> tuple[int, int]:
         """(the cursor, the log's size): how far the rollups are behind."""
@@ -488,51 +477,7 @@ class StatRollupWorker:
             done += n
         return done
 
-    # -- the loop -----------------------------------------------------------------------------------------
-    def poke(self) -> None:
-        self._wake.set()
-
-    def run(self) -> None:
-        backoff = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(timeout=backoff or self.policy.interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                if self.leader is not None:
-                    self.is_leader = self.leader.try_acquire()
-                    if not self.is_leader:
-                        backoff = self.policy.interval
-                        continue
-                while not self._stop.is_set() and self.process() > 0:
-                    pass
-                backoff = 0.0
-                self.failures = 0
-                self.last_error = None
-            except LedgerError as exc:
-                self.failures += 1
-                self.last_error = f"{exc.code}: {exc.message}"
-                backoff = min(self.policy.max_backoff, 0.5 * 2 ** min(self.failures, 8))
-                log.warning("rollup failed (%s); retrying in %.1fs", self.last_error, backoff)
-            except Exception:
-                self.failures += 1
-                self.last_error = "unexpected error (see log)"
-                backoff = self.policy.max_backoff
-                log.exception("rollup failed unexpectedly")
-
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="sharetrail-rollup", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self.leader is not None:
-            self.leader.release()
-            self.is_leader = False
+    # -- the loop (LeaderLoop.run) -------------------------------------------------------------------
+    def tick(self, *, retrying: bool) -> None:
+        while not self._stop.is_set() and self.process() > 0:
+            pass

@@ -27,7 +27,7 @@ from web3.contract.contract import Contract
 
 from ledger.chain.client import Chain
 from ledger.errors import ChainError, VerificationError
-from ledger.log.leader import LeaderLock
+from ledger.log.leader import LeaderLoop
 from ledger.log.note import NoteSigner, checkpoint_body
 from ledger.log.store import LogStore
 from ledger.store.models import Checkpoint
@@ -42,7 +42,12 @@ class AnchorPolicy:
     max_backoff: float = 5.0  # a returning chain is caught up within seconds (issue: ≤ 10 s)
 
 
-class Anchorer:
+class Anchorer(LeaderLoop):
+    thread_name = "sharetrail-anchor"
+    what = "anchoring"
+    retryable = (ChainError, VerificationError)
+    first_backoff = 0.25
+
     def __init__(
         self,
         *,
@@ -61,15 +66,11 @@ class Anchorer:
         self.signer = signer
         self.origin = origin
         self.policy = policy or AnchorPolicy()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
+        # Wake at least every 0.5 s: a full batch is anchored without waiting for the interval.
+        super().__init__(wait=min(self.policy.interval, 0.5), max_backoff=self.policy.max_backoff, logger=log)
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self.failures = 0
-        self.last_error: str | None = None
+        self._last_anchor = 0.0
         self.on_anchor: Callable[[Checkpoint], None] | None = None
-        self.leader: LeaderLock | None = None  # when set, the loop anchors only while holding it
-        self.is_leader = False
 
     # -- one step ---------------------------------------------------------------------------------
     def chain_latest(self) -> tuple[int, bytes]:
@@ -149,61 +150,20 @@ class Anchorer:
                 done += 1
         return done
 
-    # -- the loop ---------------------------------------------------------------------------------
-    def poke(self) -> None:
-        """Tell the loop that leaves were appended (it anchors at once when a batch is full)."""
-        self._wake.set()
-
+    # -- the loop (LeaderLoop.run) -----------------------------------------------------------------
     def _pending(self) -> int:
         latest = self.log.latest_checkpoint()
         return self.log.size() - (latest.size if latest else 0)
 
-    def run(self) -> None:
-        backoff = 0.0
-        last = 0.0
-        while not self._stop.is_set():
-            self._wake.wait(timeout=backoff or min(self.policy.interval, 0.5))
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            try:
-                if self.leader is not None:
-                    self.is_leader = self.leader.try_acquire()
-                    if not self.is_leader:
-                        backoff = self.policy.interval
-                        continue
-                self.record_leaves()
-                pending = self._pending()
-                due = time.monotonic() - last >= self.policy.interval
-                if pending and (due or pending >= self.policy.batch or backoff):
-                    self.anchor_once()
-                    last = time.monotonic()
-                backoff = 0.0
-                self.failures = 0
-                self.last_error = None
-            except (ChainError, VerificationError) as exc:
-                self.failures += 1
-                self.last_error = f"{exc.code}: {exc.message}"
-                backoff = min(self.policy.max_backoff, 0.25 * 2 ** min(self.failures, 8))
-                log.warning("anchoring failed (%s); retrying in %.1fs", self.last_error, backoff)
-            except Exception:
-                self.failures += 1
-                self.last_error = "unexpected error (see log)"
-                backoff = self.policy.max_backoff
-                log.exception("anchoring failed unexpectedly")
+    def on_start(self) -> None:
+        self._last_anchor = 0.0
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self.run, name="sharetrail-anchor", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-            self._thread = None
-        if self.leader is not None:
-            self.leader.release()
-            self.is_leader = False
+    def tick(self, *, retrying: bool) -> None:
+        """Record due leaves; anchor when the interval has passed, a batch is full, or after a
+        failure (a returning chain is caught up at once)."""
+        self.record_leaves()
+        pending = self._pending()
+        due = time.monotonic() - self._last_anchor >= self.policy.interval
+        if pending and (due or pending >= self.policy.batch or retrying):
+            self.anchor_once()
+            self._last_anchor = time.monotonic()

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.ci import in_ci, unavailable
+
 CHROMIUM = Path("/usr/bin/chromium")
 PACKAGES = ("chromium", "fonts-wqy-zenhei")
 ARGS = [
@@ -32,10 +34,6 @@ ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 @dataclass
@@ -98,10 +96,7 @@ def require_chromium() -> Path:
     problem = ensure_chromium()
     if problem is None:
         return CHROMIUM
-    reason = f"BROWSER NOT TESTED: {problem}"
-    if in_ci():
-        pytest.fail(f"{reason} (the browser tests are mandatory when CI=true)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"BROWSER NOT TESTED: {problem}", "the browser tests are mandatory when CI=true")
 
 
 def report_missing(terminalreporter: pytest.TerminalReporter) -> None:

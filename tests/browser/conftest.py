@@ -23,8 +23,9 @@ from api.console.render import STATIC
 from ledger.demo import seed
 from ledger.runtime import Ledger
 from ledger.settings import Settings
-from tests.browser.chromium import ARGS, in_ci, report_missing, require_chromium
+from tests.browser.chromium import ARGS, report_missing, require_chromium
 from tests.browser.world import ConsoleWorld, extend, tokens_of
+from tests.support.ci import unavailable
 from tests.support.live import serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,10 +54,10 @@ def artifacts() -> Path:
 def vendored() -> None:
     missing = [name for name in VENDOR if not (STATIC / name).is_file()]
     if missing:
-        reason = f"BROWSER NOT TESTED: console files missing ({', '.join(missing)}); run scripts/setup"
-        if in_ci():
-            pytest.fail(reason, pytrace=False)
-        pytest.skip(reason)
+        unavailable(
+            f"BROWSER NOT TESTED: console files missing ({', '.join(missing)}); run scripts/setup",
+            "the browser tests are mandatory when CI=true",
+        )
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ from ledger.audit.rollup import (
     log_exchanges,
     midnight,
     rolled_exchanges,
-    rollup_lock,
     whole_days,
 )
 from ledger.audit.stats import Counting, StatisticsService
@@ -328,10 +327,10 @@ def test_one_leader_rolls_up(store: Store, tmp_path: Any) -> None:
     """Every worker runs the loop; the lock holder works, the other waits."""
     Feed(store, seed=17).append(300)
     leader = StatRollupWorker(store=store, policy=RollupPolicy(interval=0.05))
-    leader.leader = rollup_lock(store.engine, tmp_path)
+    lock = leader.elect(store.engine, tmp_path)
     other = StatRollupWorker(store=store, policy=RollupPolicy(interval=0.05))
-    other.leader = rollup_lock(store.engine, tmp_path)
-    assert leader.leader.try_acquire()
+    other.elect(store.engine, tmp_path)
+    assert lock.try_acquire()
     leader.start()
     other.start()
     try:

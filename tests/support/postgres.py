@@ -43,6 +43,8 @@ import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from tests.support.ci import in_ci, unavailable
+
 __all__ = [
     "PG_URL_ENV",
     "TempCluster",
@@ -61,10 +63,6 @@ __all__ = [
 PG_URL_ENV = "SHARETRAIL_TEST_PG_URL"
 TEST_DB = "sharetrail_test"
 _TIMEOUT = 120
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _is_root() -> bool:
@@ -266,7 +264,7 @@ _STATE = _State()
 
 def _start_cluster() -> str:
     bin_dir = _find_bin_dir()
-    if bin_dir is None and _is_root() and _in_ci():
+    if bin_dir is None and _is_root() and in_ci():
         problem = _apt_install()
         if problem is not None:
             raise ClusterError(f"no PostgreSQL server binaries and apt-get failed: {problem}")
@@ -332,10 +330,7 @@ def require_postgres_url() -> str:
     url = postgres_url()
     if url is not None:
         return url
-    reason = f"PostgreSQL NOT TESTED: {_STATE.missing}"
-    if _in_ci():
-        pytest.fail(f"{reason} (PostgreSQL is mandatory when CI=true)", pytrace=False)
-    pytest.skip(reason)
+    unavailable(f"PostgreSQL NOT TESTED: {_STATE.missing}", "PostgreSQL is mandatory when CI=true")
 
 
 def report_missing(terminalreporter: pytest.TerminalReporter) -> None:
