@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from ledger.audit.rules import (
@@ -276,19 +276,10 @@ class AlertMonitor(LeaderLoop):
             if spike(count - len(new), others, self.t) is not None:
                 evidence = new  # the day was already a spike: its earlier accesses are in its alert
             else:
-                lo, hi = _day_bounds(day)
                 evidence = [
                     int(i)
                     for i in session.scalars(
-                        select(LogEntry.idx)
-                        .where(
-                            LogEntry.accessor == party,
-                            LogEntry.time >= lo,
-                            LogEntry.time < hi,
-                            LogEntry.kind == "access",
-                            LogEntry.idx < end,
-                        )
-                        .order_by(LogEntry.idx)
+                        select(LogEntry.idx).where(*_accesses_on(party, day, end)).order_by(LogEntry.idx)
                     )
                 ]
             yield spike_alert(party, day, count, baseline, evidence)
@@ -296,18 +287,9 @@ class AlertMonitor(LeaderLoop):
     def _day_count(self, session: Session, party: str, day: date, end: int) -> int:
         key = (party, day)
         if key not in self._days:
-            lo, hi = _day_bounds(day)
             self._days[key] = int(
                 session.scalar(
-                    select(func.count())
-                    .select_from(LogEntry)
-                    .where(
-                        LogEntry.accessor == party,
-                        LogEntry.time >= lo,
-                        LogEntry.time < hi,
-                        LogEntry.kind == "access",
-                        LogEntry.idx < end,
-                    )
+                    select(func.count()).select_from(LogEntry).where(*_accesses_on(party, day, end))
                 )
                 or 0
             )
@@ -351,6 +333,18 @@ def _contiguous(rows: Sequence[Any], start: int) -> tuple[list[Event], int]:
 def _day_bounds(day: date) -> tuple[datetime, datetime]:
     lo = datetime.combine(day, datetime.min.time(), CHINA).astimezone(UTC)
     return lo, lo + timedelta(days=1)
+
+
+def _accesses_on(party: str, day: date, end: int) -> list[ColumnElement[bool]]:
+    """The party's accesses on a Beijing ``day`` among the log entries below ``end``."""
+    lo, hi = _day_bounds(day)
+    return [
+        LogEntry.accessor == party,
+        LogEntry.time >= lo,
+        LogEntry.time < hi,
+        LogEntry.kind == "access",
+        LogEntry.idx < end,
+    ]
 
 
 def _chunks(items: list[Alert], size: int) -> Iterable[list[Alert]]:
