@@ -54,14 +54,11 @@ def legacy_key(level: int, index: int) -> int:
 
 def leaf_key_range(start: int, end: int) -> tuple[int, int]:
     """Keys ``[low, high)`` spanning the leaves ``start … end - 1``; interior nodes of the same
-    tiles lie between them too (positions ≥ 256: filter with :func:`is_leaf_key`)."""
+    tiles lie between them too: a leaf's position is below ``TILE_WIDTH``
+    (``key & POSITION_MASK < TILE_WIDTH``, the filter ``verify`` applies in SQL)."""
     return node_key(0, start), node_key(0, end - 1) + 1
 
 
-def is_leaf_key(key: int) -> bool:
-    return key >> _TILE_LEVEL_SHIFT == 0 and key & POSITION_MASK < TILE_WIDTH
-
-
 def leaf_index(key: int) -> int:
-    """The leaf index of a level-0 key (see :func:`is_leaf_key`)."""
+    """The leaf index of a level-0 key (see :func:`leaf_key_range`)."""
     return ((key >> _POSITION_BITS) << TILE_HEIGHT) | (key & (TILE_WIDTH - 1))

@@ -365,7 +365,9 @@ def inclusion_proof_plan(index: int, size: int) -> Plan:
     Walks the RFC recursion top-down over leaf ranges; the sibling range at each step is an RFC
     subtree, so :func:`perfect_nodes_for_range` gives the nodes whose right-fold is its ``MTH``.
     Raises :class:`~ledger.errors.InvalidInput` (code ``index_out_of_range``) — a bad request,
-    not a failed verification.
+    not a failed verification. The store serves proofs by the faster :func:`inclusion_path`; this
+    form, a direct transcription of the RFC recursion, is its oracle at sizes the byte-level
+    reference cannot reach (tests/unit/test_merkle_properties.py).
     """
     _check_index(index, size)
     ranges: list[tuple[int, int]] = []

@@ -11,8 +11,8 @@ gap-free sequence; computes the new perfect nodes from the frontier (a compact r
 per leaf, amortised O(1)); and inserts entries, nodes and the new head in the same transaction. The
 caller is told an index only after that transaction committed.
 
-Proofs name at most 2·log2(n) perfect nodes (see ``merkle.inclusion_proof_plan``), fetched by
-primary key in one query.
+Proofs name at most 2·log2(n) perfect nodes (``merkle.inclusion_path``,
+``merkle.consistency_proof_plan``), fetched by primary key in one query.
 """
 
 from __future__ import annotations
