@@ -157,11 +157,12 @@ class LogService:
             raise InvalidInput(
                 f"index {index} is outside a tree of size {tree_size}", code="index_out_of_range"
             )
+        leaf, proof = self.log.leaf_and_inclusion_proof(index, tree_size)
         return {
             "leaf_index": index,
             "tree_size": tree_size,
-            "leaf_hash": hx(self.log.leaf_hash(index)),
-            "proof": [hx(h) for h in self.log.inclusion_proof(index, tree_size)],
+            "leaf_hash": hx(leaf),
+            "proof": [hx(h) for h in proof],
             "root": hx(self.log.root(tree_size)),
         }
 

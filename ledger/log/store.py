@@ -350,9 +350,17 @@ class LogStore:
         return proof
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        return self.leaf_and_inclusion_proof(index, tree_size)[1]
+
+    def leaf_and_inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
+        """The leaf hash and its proof, from one read (the leaf shares its tile with the proof's
+        lowest nodes)."""
         self._check_size(tree_size)
         path = merkle.inclusion_path(index, tree_size)
-        return self._assemble(path, tree_size, self.nodes(path[0]))
+        found = self.nodes([(0, index), *path[0]])
+        if (0, index) not in found:
+            raise NotFound(f"no log entry at index {index}", code="entry_not_found")
+        return found[(0, index)], self._assemble(path, tree_size, found)
 
     def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
         """Many inclusion proofs against one tree size with one read of the nodes they share
