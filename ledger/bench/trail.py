@@ -23,7 +23,6 @@ abandoned after ``naive_budget`` seconds and counted as "> budget").
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 import re
@@ -49,12 +48,11 @@ from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
 from ledger.gateway.masking import subject_hash
 from ledger.identity.id_number import make_id_number
-from ledger.log import merkle
 from ledger.log.events import AccessMode, EventKind
-from ledger.log.store import LogStore, NewEntry, _split, _subject_hashes, _trail_columns, node_key
+from ledger.log.store import LogStore, NewEntry
 from ledger.sim import city, skew
 from ledger.store.db import Store
-from ledger.store.models import LogEntry, LogHead, LogNode, LogSubject, Party, Resource
+from ledger.store.models import LogEntry, Party, Resource
 from ledger.types import Custody, PartyKind
 
 Say = Callable[[str], None]
@@ -63,8 +61,6 @@ TARGET_P95_MS = 100.0
 GATEWAY = "gy-exchange-01"
 OPERATOR_ID = "b" * 32
 SUBJECT_KEY = b"sharetrail-bench-trail-subject-key"
-ENTRY_COLUMNS: tuple[str, ...] = ("idx", "event_id", "kind", "accessor", "resource", "time", "request_hash")
-ENTRY_COLUMNS += ("entry", "provider", "grant_ref", "purpose", "mode")
 
 
 @dataclass(frozen=True)
@@ -270,66 +266,18 @@ def encode(event: dict[str, Any]) -> bytes:
 
 
 def bulk_append(store: Store, entries: Sequence[NewEntry]) -> None:
-    """What ``LogStore.append`` writes for ``entries`` — the same entry bytes, trail columns, subject
-    index, perfect-subtree nodes and head — in one transaction through the driver's ``executemany``
-    (SQLite only). The unit test compares its tables row for row with ``LogStore.append``'s. Not for
-    production: no idempotency by ``event_id``, no concurrent writers."""
-    if store.dialect != "sqlite":
-        raise RuntimeError("the bulk path writes SQLite rows; use LogStore.append elsewhere")
-    entries_t, subjects_t, nodes_t, head_t = (_table(m) for m in (LogEntry, LogSubject, LogNode, LogHead))
-    dialect = store.engine.dialect
-    bind_time = entries_t.c.time.type.dialect_impl(dialect).bind_processor(dialect)
+    """``LogStore.append`` of ``entries`` with each entry's bytes from :func:`encode` rather than
+    the canonicaliser's type walk (spot-checked against it). The unit test compares its tables row
+    for row with a plain ``LogStore.append``'s."""
     encoded = [encode(dict(e.event)) for e in entries]
     for n in range(0, len(entries), 997):  # spot checks against the canonicaliser itself
         if encoded[n] != canonical_json(dict(entries[n].event)):
             raise RuntimeError(f"the bulk encoding differs from canonical_json for {entries[n].event_id}")
-    with store.session() as session:
-        head = session.execute(select(LogHead.size, LogHead.frontier).where(LogHead.id == 1)).one()
-        frontier = merkle.CompactRange(size=head.size, hashes=_split(head.frontier))
-        nodes, frontier = frontier.append([merkle.leaf_hash(b) for b in encoded])
-        base = head.size
-        rows = []
-        subject_rows = []
-        for n, (entry, raw) in enumerate(zip(entries, encoded, strict=True)):
-            trail = _trail_columns(entry.event)
-            rows.append(
-                (
-                    base + n,
-                    entry.event_id,
-                    entry.kind,
-                    entry.accessor,
-                    entry.resource,
-                    bind_time(entry.time) if bind_time else entry.time,
-                    hashlib.sha256(raw).digest(),
-                    raw,
-                    trail["provider"],
-                    trail["grant_ref"],
-                    trail["purpose"],
-                    trail["mode"],
-                )
-            )
-            subject_rows += [(bytes.fromhex(h[2:]), base + n) for h in _subject_hashes(entry.event)]
-        columns = ", ".join(ENTRY_COLUMNS)
-        raw_conn = session.connection().connection.driver_connection
-        assert raw_conn is not None
-        marks = ", ".join("?" * len(ENTRY_COLUMNS))
-        raw_conn.executemany(f"INSERT INTO {entries_t.name} ({columns}) VALUES ({marks})", rows)
-        if subject_rows:
-            raw_conn.executemany(
-                f"INSERT INTO {subjects_t.name} (subject_hash, idx) VALUES (?, ?)", subject_rows
-            )
-        raw_conn.executemany(
-            f"INSERT INTO {nodes_t.name} (id, hash) VALUES (?, ?)", [(node_key(k), h) for k, h in nodes]
-        )
-        raw_conn.execute(
-            f"UPDATE {head_t.name} SET size = ?, frontier = ? WHERE id = 1",
-            (frontier.size, b"".join(frontier.hashes)),
-        )
+    LogStore(store).append([replace(e, encoded=b) for e, b in zip(entries, encoded, strict=True)])
 
 
 def build(store: Store, sizes: TrailSizes, now: datetime, say: Say) -> float:
-    """Append ``sizes.events`` simulated events (SQLite: :func:`bulk_append`; PostgreSQL:
-    ``LogStore.append``); the seconds it took."""
+    """Append ``sizes.events`` simulated events through :func:`bulk_append`; the seconds it took."""
     if store.dialect == "sqlite":
         _bulk_sqlite(store)
     town = City(sizes, now)
@@ -338,10 +286,7 @@ def build(store: Store, sizes: TrailSizes, now: datetime, say: Say) -> float:
         session.execute(insert(_table(Party)), parties)
         for start in range(0, len(resources), 5000):
             session.execute(insert(_table(Resource)), resources[start : start + 5000])
-    log = LogStore(store)
-    append: Callable[[Sequence[NewEntry]], object] = (
-        partial(bulk_append, store) if store.dialect == "sqlite" else log.append
-    )
+    append: Callable[[Sequence[NewEntry]], object] = partial(bulk_append, store)
     started = last = time.perf_counter()
     batch: list[NewEntry] = []
     done = 0

@@ -16,6 +16,8 @@ from typing import Annotated, Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ledger.canonical import canonical_json
+
 HASH_RE = r"^0x[0-9a-f]{64}$"
 Hash32 = Annotated[str, Field(pattern=HASH_RE, description="0x + 64 lower-case hex")]
 EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
@@ -55,10 +57,22 @@ class GatewayEntry(NamedTuple):
     resource: str
     level: int | None
     body: dict[str, Any]  # the leaf less "recorded_by"
+    # (recorder, the leaf's RFC 8785 bytes) once :meth:`encoded` ran: the simulator's producer
+    # process encodes there, so the process that appends does not.
+    leaf_bytes: tuple[str, bytes] | None = None
 
     def leaf(self, *, recorded_by: str) -> dict[str, Any]:
         """The log entry's JSON object; the same as :meth:`AccessEvent.leaf` of the event."""
         return {**self.body, "recorded_by": recorded_by}
+
+    def encoded(self, *, recorded_by: str) -> GatewayEntry:
+        """This entry carrying its leaf's canonical bytes as ``recorded_by`` records it."""
+        return self._replace(leaf_bytes=(recorded_by, canonical_json(self.leaf(recorded_by=recorded_by))))
+
+    def leaf_bytes_for(self, recorded_by: str) -> bytes | None:
+        """The canonical bytes of the leaf if :meth:`encoded` made them for this recorder."""
+        held = self.leaf_bytes
+        return held[1] if held is not None and held[0] == recorded_by else None
 
 
 class AccessEvent(BaseModel):

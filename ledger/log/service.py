@@ -105,6 +105,7 @@ class LogService:
                 # request_hash defaults to the entry's own hash: the leaf is a function of the event
                 # and the recorder, so a retry of the same event by the same operator matches it.
                 onchain=e.level in onchain,
+                encoded=e.leaf_bytes_for(recorder),
             )
             for e in events
         ]

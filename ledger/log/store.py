@@ -69,6 +69,9 @@ class NewEntry:
     onchain: bool = False  # also record this leaf in its own transaction (resource level policy)
     # Subject hashes to index when the entry carries only their digest (very large accesses).
     subjects: tuple[str, ...] | None = None
+    # ``canonical_json(event)`` when the caller already has it (encoded in another process by the
+    # simulator's producer); the store encodes ``event`` itself otherwise.
+    encoded: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -90,19 +93,20 @@ AppendGuard = Callable[[Session, Sequence[Appended]], None]
 _SUBJECT_RE = re.compile(r"^0x[0-9a-f]{64}$")
 
 
-def _trail_columns(event: Mapping[str, Any]) -> dict[str, str | None]:
-    """Indexed copies of the fields the regulator filters by (the canonical entry stays the authority)."""
+def _trail_columns(event: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """Indexed copies of the fields the regulator filters by (the canonical entry stays the
+    authority): provider, grant_ref, purpose and mode, in ``_ENTRY_COLUMNS`` order."""
 
     def text(key: str, limit: int) -> str | None:
         value = event.get(key)
         return value[:limit] if isinstance(value, str) else None
 
-    return {
-        "provider": text("provider", 64),
-        "grant_ref": text("grant", 80) or text("contract", 80),
-        "purpose": text("purpose", 64),
-        "mode": text("mode", 16),
-    }
+    return (
+        text("provider", 64),
+        text("grant", 80) or text("contract", 80),
+        text("purpose", 64),
+        text("mode", 16),
+    )
 
 
 def _index_subjects(entry: NewEntry) -> set[str]:
@@ -127,25 +131,54 @@ _HEAD_FOR_UPDATE = select(_HEAD.c.size, _HEAD.c.frontier).where(_HEAD.c.id == 1)
 _EXISTING = select(_ENTRIES.c.event_id, _ENTRIES.c.idx, _ENTRIES.c.request_hash).where(
     _ENTRIES.c.event_id.in_(bindparam("ids", expanding=True))
 )
-_INSERT_ENTRIES = insert(_ENTRIES)
-_INSERT_NODES = insert(_NODES)
 _INSERT_LEAF_RECORDS = insert(_LEAF_RECORDS)
 _UPDATE_HEAD = update(_HEAD).where(_HEAD.c.id == 1)  # SET size, frontier: from the parameters
 
 
-def _insert_subjects(conn: Connection, rows: list[tuple[bytes, int]]) -> None:
-    """Index the subjects of appended entries: ``(keyed hash, log index)`` rows, in key order.
+_ENTRY_COLUMNS = (
+    "idx", "event_id", "kind", "accessor", "resource", "time", "request_hash", "entry",
+    "provider", "grant_ref", "purpose", "mode",
+)  # fmt: skip
 
-    A gateway access of 1,000 rows adds 1,000 rows here, so on SQLite they go straight to the
-    driver's ``executemany`` (no per-row parameter dicts); other databases take Core's batched
-    multi-row ``INSERT`` (``insertmanyvalues``). Sorted, the rows reach the primary-key B-tree in
-    its own order.
-    """
+
+def _bulk_insert(
+    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (tuples in ``columns`` order) into ``table``: the append path's writes.
+
+    The log appends up to 20,000 entries, their tree nodes and a gateway access's 1,000 subject
+    rows per transaction, so on SQLite the tuples go straight to the driver's ``executemany`` —
+    no per-row parameter dicts and no per-row ``construct_params`` (together ~20 µs an entry,
+    docs/benchmarks.md, the simulate section) — each value through its column type's bind
+    processor for this dialect (the ``time`` column's text form is SQLAlchemy's own, so the ORM
+    reads back what it would have written). Other databases take Core's batched multi-row
+    ``INSERT`` (``insertmanyvalues``)."""
+    if conn.dialect.name != "sqlite":
+        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    dialect = conn.dialect
+    converters = [
+        (n, process)
+        for n, name in enumerate(columns)
+        if (process := table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) is not None
+    ]
+    if converters:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for n, process in converters:
+                values[n] = process(values[n])
+            converted.append(tuple(values))
+        rows = converted
+    marks = ", ".join("?" * len(columns))
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
+
+
+def _insert_subjects(conn: Connection, rows: list[tuple[bytes, int]]) -> None:
+    """Index the subjects of appended entries: ``(keyed hash, log index)`` rows, sorted, so they
+    reach the primary-key B-tree in its own order."""
     rows.sort()
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"INSERT INTO {_SUBJECTS.name} (subject_hash, idx) VALUES (?, ?)", rows)
-    else:
-        conn.execute(insert(_SUBJECTS), [{"subject_hash": h, "idx": idx} for h, idx in rows])
+    _bulk_insert(conn, _SUBJECTS, ("subject_hash", "idx"), rows)
 
 
 def _subject_hashes(event: Mapping[str, Any]) -> set[str]:
@@ -211,7 +244,7 @@ class LogStore:
         ids = [e.event_id for e in entries]
         if len(set(ids)) != len(ids):
             raise InvalidInput("a batch names the same event_id twice", code="duplicate_event_id")
-        encoded = [canonical_json(dict(e.event)) for e in entries]
+        encoded = [e.encoded or canonical_json(dict(e.event)) for e in entries]
         request_hashes = [
             e.request_hash or hashlib.sha256(b).digest() for e, b in zip(entries, encoded, strict=True)
         ]
@@ -243,23 +276,23 @@ class LogStore:
                     leaves = [merkle.leaf_hash(encoded[i]) for i in fresh]
                     nodes, frontier = frontier.append(leaves)
                     base = head.size
-                    conn.execute(
-                        _INSERT_ENTRIES,
-                        [
-                            {
-                                "idx": base + n,
-                                "event_id": entries[i].event_id,
-                                "kind": entries[i].kind,
-                                "accessor": entries[i].accessor,
-                                "resource": entries[i].resource,
-                                "time": entries[i].time,
-                                "request_hash": request_hashes[i],
-                                "entry": encoded[i],
-                                **_trail_columns(entries[i].event),
-                            }
-                            for n, i in enumerate(fresh)
-                        ],
-                    )
+                    rows = []
+                    for n, i in enumerate(fresh):
+                        e = entries[i]
+                        rows.append(
+                            (
+                                base + n,
+                                e.event_id,
+                                e.kind,
+                                e.accessor,
+                                e.resource,
+                                e.time,
+                                request_hashes[i],
+                                encoded[i],
+                                *_trail_columns(e.event),
+                            )
+                        )
+                    _bulk_insert(conn, _ENTRIES, _ENTRY_COLUMNS, rows)
                     subjects = [
                         (bytes.fromhex(h[2:]), base + n)
                         for n, i in enumerate(fresh)
@@ -267,7 +300,7 @@ class LogStore:
                     ]
                     if subjects:
                         _insert_subjects(conn, subjects)
-                    conn.execute(_INSERT_NODES, [{"id": node_key(n), "hash": h} for n, h in nodes])
+                    _bulk_insert(conn, _NODES, ("id", "hash"), [(node_key(n), h) for n, h in nodes])
                     onchain = [
                         {"idx": base + n, "leaf_hash": leaves[n]}
                         for n, i in enumerate(fresh)

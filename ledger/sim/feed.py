@@ -70,6 +70,9 @@ class FeedPlan:
     days: int
     rng_state: tuple[Any, ...]  # random.Random.getstate() after the plan was drawn
     batch: int = BATCH
+    # The party that will record the events: the producer encodes each leaf as it will be
+    # recorded (``GatewayEntry.encoded``), so the appending process does not.
+    recorded_by: str | None = None
 
 
 class Producer:
@@ -120,7 +123,7 @@ class Producer:
         stats.office_hours += self._office(draft.time)
         grant = plan.grant_ids.get((draft.accessor, draft.resource))
         stats.with_grant += grant is not None
-        return AccessEvent(
+        prepared = AccessEvent(
             event_id=f"sim-{draft.seq:09d}",
             kind=EventKind.DENIED if draft.denied_reason else EventKind.ACCESS,
             accessor=plan.party_ids[draft.accessor],
@@ -138,6 +141,7 @@ class Producer:
             reason=draft.denied_reason,
             level=item.level,
         ).prepare()
+        return prepared.encoded(recorded_by=plan.recorded_by) if plan.recorded_by else prepared
 
     def _office(self, moment: datetime) -> bool:
         local = moment.astimezone(city.CHINA_TZ)

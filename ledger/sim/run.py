@@ -218,6 +218,7 @@ class Simulation:
             days=options.scale.days,
             rng_state=self.rng.getstate(),
             batch=options.batch,
+            recorded_by=self.operator.id,
         )
         use_process = options.producer_process
         in_process = not use_process if use_process is not None else total < PROCESS_MIN_EVENTS

@@ -26,6 +26,12 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
 DEFAULT_SQLITE_TIMEOUT = 30.0
+# Each connection's page cache (SQLite's default is 2 MiB). An append touches the insertion point of
+# every index of ``log_entries`` — one per resource, per accessor, per provider… — so the hot pages
+# of a city's log are tens of MiB; with 2 MiB they are re-read from the OS for every batch
+# (docs/benchmarks.md, the simulate section: ~10 µs an event at 300k events). Pages are allocated
+# as used: a small database never takes this much.
+SQLITE_CACHE_MIB = 64
 
 
 def sqlite_timeout(url: str) -> float:
@@ -47,6 +53,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_MIB * 1024}")
             cur.execute(f"PRAGMA busy_timeout={round(timeout * 1000)}")
             cur.close()
 

@@ -78,6 +78,21 @@ def test_the_entries_of_a_fixed_city_are_pinned() -> None:
     assert len(stats.by_resource) == 89 and stats.by_resource.most_common(1) == [(83, 595)]
 
 
+def test_entries_encoded_by_the_producer_are_the_pinned_leaves() -> None:
+    """With the recorder in the plan, the producer ships each leaf's canonical bytes; the log
+    appends exactly those, so they must be the pinned leaves — and are offered only to that
+    recorder (another recorder's leaf differs in ``recorded_by``)."""
+    batches = list(feed.Producer(replace(fixed_plan(), recorded_by=OPERATOR)))
+    encoded = [entry.leaf_bytes_for(OPERATOR) for batch in batches for entry in batch]
+    assert all(raw is not None for raw in encoded)
+    hashes = [merkle.leaf_hash(raw) for raw in encoded if raw is not None]
+    assert hashes == leaf_hashes(batches)
+    assert merkle.root(hashes).hex() == GOLDEN_ROOT
+    entry = batches[0][0]
+    assert entry.leaf_bytes_for("operator-0002") is None
+    assert entry._replace(leaf_bytes=None).leaf_bytes_for(OPERATOR) is None
+
+
 def test_a_prepared_entry_is_the_validated_event_and_its_leaf() -> None:
     for entry in next(iter(feed.Producer(fixed_plan(total=200, batch=200)))):
         fields = {k: v for k, v in entry.body.items() if k != "v"}
