@@ -4,6 +4,7 @@ pragma solidity ^0.8.24;
 import {AccessControl} from "@openzeppelin/contracts/access/AccessControl.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
+import {Multicall} from "@openzeppelin/contracts/utils/Multicall.sol";
 import {Nonces} from "@openzeppelin/contracts/utils/Nonces.sol";
 
 /// @notice The part of PartyRegistry that ShareLedger reads: role membership, checked at call time.
@@ -27,7 +28,14 @@ interface IPartyRegistry {
 /// authority of the signer, nonce, then the state and validity of the message — except that a message about
 /// an unknown request, grant or dispute is refused first (NotPending, NotActive, DisputeNotOpen), since
 /// whose authority counts cannot be known without it.
-contract ShareLedger is AccessControl, EIP712, Nonces {
+/// @dev Batches (OpenZeppelin `Multicall`): `multicall(bytes[])` runs several calls of this contract in one
+/// transaction — the platform publishes a department's catalog import as many `registerResource` calls at once.
+/// Each inner call is a `delegatecall` to this contract, so `msg.sender` (the relayer, or the admin for
+/// `setCosignThreshold`) and every check — signature, role, nonce, state — are exactly those of the same call
+/// sent alone; the batch adds no authority. Inner calls run in order, so consecutive signatures of one signer
+/// carry consecutive nonces. If any inner call reverts, the whole batch reverts with that call's own custom
+/// error bubbled up unchanged, and nothing of the batch is kept.
+contract ShareLedger is AccessControl, EIP712, Nonces, Multicall {
     // ------------------------------------------------------------------------------------------------------
     // Types
 

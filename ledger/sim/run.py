@@ -5,7 +5,8 @@ Phases, each timed and shown with a progress bar:
 1. *open* — ``Ledger.open`` on a fresh data directory (migrations, keys, contract deployment);
 2. *parties* — the operator, a regulator and the departments, ``PartyService.register`` (one chain
    transaction each);
-3. *catalog* — ``CatalogService.create`` per item (the version's metadata hash on chain);
+3. *catalog* — ``CatalogService.create_many`` per provider (the versions' metadata hashes on chain,
+   100 items a ``multicall`` transaction);
 4. *requests* — ``ShareService.submit`` (and ``decide`` for conditional items): the grants on chain;
 5. *events* — access events drawn, validated and encoded by :mod:`ledger.sim.feed` (in a second
    process, so the second core does that work) and appended through the log's bulk path,
@@ -50,7 +51,7 @@ from ledger.identity.uscc import make_uscc
 from ledger.log.verify import verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
-from ledger.sharing.catalog import FieldSpec, ResourceSpec
+from ledger.sharing.catalog import BULK_CHUNK, FieldSpec, ResourceSpec
 from ledger.sharing.requests import Scope
 from ledger.sim import city, feed, skew
 from ledger.sim.report import Phase, SimReport
@@ -141,21 +142,35 @@ class Simulation:
     def catalog_items(self) -> None:
         task, started = self._phase("catalog", len(self.catalog))
         providers = [self.ledger.parties.get(pid) for pid in self.party_ids]
-        for plan in self.catalog:
-            spec = ResourceSpec(
-                code=plan.code,
-                name=plan.name,
-                format="table",
-                share_type=plan.share_type,
-                open_type=plan.open_type,
-                level=plan.level,
-                update_frequency=plan.update_frequency,
-                legal_basis=LEGAL_BASIS,
-                fields=[FieldSpec(f.name, f.type, f.sensitive, f.masking) for f in plan.fields],
-            )
-            self.resource_ids.append(self.ledger.catalog.create(providers[plan.provider], spec).id)
-            self.progress.advance(task)
-        phase = Phase("catalog (create, 1 tx each)", len(self.catalog), "items", 0, city.GUIYANG_RESOURCES)
+        # The plan interleaves providers; create_many publishes one provider's items, BULK_CHUNK per
+        # transaction. Each provider's items go in one call, in provider order, and their ids are put
+        # back at their places in the plan, which the events refer to by position.
+        positions: dict[int, list[int]] = {}
+        for n, plan in enumerate(self.catalog):
+            positions.setdefault(plan.provider, []).append(n)
+        ids = [""] * len(self.catalog)
+        for provider in sorted(positions):
+            specs = [
+                ResourceSpec(
+                    code=plan.code,
+                    name=plan.name,
+                    format="table",
+                    share_type=plan.share_type,
+                    open_type=plan.open_type,
+                    level=plan.level,
+                    update_frequency=plan.update_frequency,
+                    legal_basis=LEGAL_BASIS,
+                    fields=[FieldSpec(f.name, f.type, f.sensitive, f.masking) for f in plan.fields],
+                )
+                for plan in (self.catalog[n] for n in positions[provider])
+            ]
+            created = self.ledger.catalog.create_many(providers[provider], specs)
+            for n, resource in zip(positions[provider], created, strict=True):
+                ids[n] = resource.id
+            self.progress.advance(task, len(specs))
+        self.resource_ids.extend(ids)
+        label = f"catalog (create_many, {BULK_CHUNK} per tx)"
+        phase = Phase(label, len(self.catalog), "items", 0, city.GUIYANG_RESOURCES)
         self._done(task, started, phase)
 
     def share_requests(self) -> None:

@@ -213,6 +213,14 @@ class Share:
     def send(self, signed: Signed) -> Receipt:
         return self.chain.transact(self.fn(signed), self.actors.relayer)
 
+    def multicall(self, *batch: Signed) -> ContractFunction:
+        """``multicall`` of each signed message's function, in order (OpenZeppelin Multicall)."""
+        calls = [
+            self.contract.encode_abi(FUNCTIONS[signed.kind][0], args=list(signed.args())) for signed in batch
+        ]
+        function: ContractFunction = self.contract.functions.multicall(calls)
+        return function
+
     def refused(self, signed: Signed, code: str) -> ContractRevert:
         return refused(self.chain, self.fn(signed), self.actors.relayer, code)
 
@@ -510,6 +518,74 @@ def test_only_a_department_publishes_resources(share: Share, actors: Actors) -> 
     for party in (actors.enterprise, actors.registrar, actors.stranger):
         signed = share.sign("ResourceVersion", party, share.resource("x", provider=party))
         assert args_of(share.refused(signed, "not_department")) == [party.address]
+
+
+# --------------------------------------------------------------------------------------------
+# Batches: Multicall delegatecalls each inner call, so every check is the single call's
+
+
+def test_a_multicall_registers_every_resource_and_emits_every_event(share: Share, actors: Actors) -> None:
+    first = share.sign("ResourceVersion", actors.provider, share.resource("bulk a"), nonce=0)
+    second = share.sign("ResourceVersion", actors.provider, share.resource("bulk b", level=3), nonce=1)
+    receipt = share.chain.transact(share.multicall(first, second), actors.relayer)
+    assert [
+        (e["resourceId"], e["version"], e["level"]) for e in share.events(receipt, "ResourceRegistered")
+    ] == [
+        (h("bulk a"), 1, 2),
+        (h("bulk b"), 1, 3),
+    ]
+    for label in ("bulk a", "bulk b"):
+        assert share.call("resourceOf", h(label))[0] == actors.provider.address
+        assert bytes(share.call("metadataHashAt", h(label), 1)) == h(f"{label} metadata v1")
+    assert share.nonce(actors.provider) == 2
+
+
+@pytest.mark.parametrize("bad", ["forged", "replayed_nonce", "not_department"])
+def test_a_batch_with_one_bad_item_reverts_entirely_with_its_error(
+    share: Share, actors: Actors, bad: str
+) -> None:
+    first = share.sign("ResourceVersion", actors.provider, share.resource("whole a"), nonce=0)
+    fields = share.resource("whole b")
+    second, code, args = {
+        # Signed by another key in the provider's name.
+        "forged": (
+            share.sign("ResourceVersion", actors.provider, fields, key=actors.other_dept, nonce=1),
+            "invalid_signature",
+            [],
+        ),
+        # The first item's nonce again: spent by the first item inside the same batch.
+        "replayed_nonce": (
+            share.sign("ResourceVersion", actors.provider, fields, nonce=0),
+            "invalid_account_nonce",
+            [actors.provider.address, 1],
+        ),
+        # Signed by a party that is no department, as its own provider.
+        "not_department": (
+            share.sign(
+                "ResourceVersion", actors.enterprise, share.resource("whole b", provider=actors.enterprise)
+            ),
+            "not_department",
+            [actors.enterprise.address],
+        ),
+    }[bad]
+    error = refused(share.chain, share.multicall(first, second), actors.relayer, code)
+    assert args_of(error) == args
+    # Nothing of the batch was kept, not even the valid first item or its nonce.
+    for label in ("whole a", "whole b"):
+        assert share.call("resourceOf", h(label))[4] == 0
+    assert share.nonce(actors.provider) == 0
+    share.send(first)  # the first item alone is still good
+    assert share.call("resourceOf", h("whole a"))[4] == 1
+
+
+def test_a_multicall_adds_no_authority(share: Share, actors: Actors) -> None:
+    """msg.sender of each inner call is the batch's sender: the relayer cannot reach an admin function."""
+    call = share.contract.encode_abi("setCosignThreshold", args=[3, 2])
+    multicall = share.contract.functions.multicall([call])
+    error = refused(share.chain, multicall, actors.relayer, "access_control_unauthorized_account")
+    assert args_of(error)[0] == actors.relayer.address
+    share.chain.transact(multicall, actors.admin)
+    assert share.call("cosignThreshold", 3) == 2
 
 
 # --------------------------------------------------------------------------------------------
