@@ -484,8 +484,8 @@ def naive_query(
 
 def _plan(store: Store, trail: TrailService, q: TrailQuery) -> str:
     """The database's plan for the trail query (which index it uses), abridged."""
-    stmt = trail._statement(q, q.limit + 1)
     with store.read() as session:
+        stmt = trail._statement(q, q.limit + 1, trail._window(session, q))
         compiled = stmt.compile(dialect=session.get_bind().dialect)
         params: Any = (
             tuple(compiled.params[name] for name in compiled.positiontup or ())

@@ -26,7 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -34,7 +36,15 @@ from ledger.canonical import canonical_json
 from ledger.errors import Conflict, InvalidInput, NotFound
 from ledger.log import layout, merkle
 from ledger.store.db import Store
-from ledger.store.models import Checkpoint, LeafRecord, LogEntry, LogHead, LogNode, LogSubject
+from ledger.store.models import (
+    Checkpoint,
+    LeafRecord,
+    LogEntry,
+    LogHead,
+    LogNode,
+    LogSubject,
+    LogTimeBlock,
+)
 
 # The tables behind the models, for Core statements on the append path.
 _ENTRIES = cast(Table, LogEntry.__table__)
@@ -42,6 +52,8 @@ _SUBJECTS = cast(Table, LogSubject.__table__)
 _NODES = cast(Table, LogNode.__table__)
 _LEAF_RECORDS = cast(Table, LeafRecord.__table__)
 _HEAD = cast(Table, LogHead.__table__)
+_TIME_BLOCKS = cast(Table, LogTimeBlock.__table__)
+TIME_BLOCK_BITS = 14  # log indices per time block: 16,384 (migration 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
 
@@ -181,6 +193,38 @@ def _insert_subjects(conn: Connection, rows: list[tuple[bytes, int]]) -> None:
     _bulk_insert(conn, _SUBJECTS, ("subject_hash", "idx"), rows)
 
 
+def time_blocks(base: int, times: Sequence[datetime]) -> dict[int, tuple[datetime, datetime]]:
+    """The earliest and latest of ``times`` (of log indices ``base``, ``base + 1``, …) per block."""
+    blocks: dict[int, tuple[datetime, datetime]] = {}
+    bits = TIME_BLOCK_BITS
+    for n, moment in enumerate(times):
+        block = (base + n) >> bits
+        span = blocks.get(block)
+        if span is None:
+            blocks[block] = (moment, moment)
+        elif moment < span[0]:
+            blocks[block] = (moment, span[1])
+        elif moment > span[1]:
+            blocks[block] = (span[0], moment)
+    return blocks
+
+
+def _widen_time_blocks(conn: Connection, blocks: Mapping[int, tuple[datetime, datetime]]) -> None:
+    """Merge the appended entries' time spans into ``log_time_blocks`` (insert or widen)."""
+    dialect = conn.dialect.name
+    upsert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+    earlier, later = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+    stmt = upsert(_TIME_BLOCKS)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[_TIME_BLOCKS.c.block],
+        set_={
+            "min_time": earlier(_TIME_BLOCKS.c.min_time, stmt.excluded.min_time),
+            "max_time": later(_TIME_BLOCKS.c.max_time, stmt.excluded.max_time),
+        },
+    )
+    conn.execute(stmt, [{"block": b, "min_time": lo, "max_time": hi} for b, (lo, hi) in blocks.items()])
+
+
 def _subject_hashes(event: Mapping[str, Any]) -> set[str]:
     subjects = event.get("subjects")
     if not isinstance(subjects, list):
@@ -293,6 +337,7 @@ class LogStore:
                             )
                         )
                     _bulk_insert(conn, _ENTRIES, _ENTRY_COLUMNS, rows)
+                    _widen_time_blocks(conn, time_blocks(base, [entries[i].time for i in fresh]))
                     subjects = [
                         (bytes.fromhex(h[2:]), base + n)
                         for n, i in enumerate(fresh)

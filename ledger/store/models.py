@@ -152,6 +152,18 @@ class LogNode(Base):
     hash: Mapped[bytes] = mapped_column(LargeBinary(32))
 
 
+class LogTimeBlock(Base):
+    """The earliest and latest event time in a block of ``2**TIME_BLOCK_BITS`` log indices
+    (``ledger.log.store``), kept by the append: bounds a time window's log indices for the trail
+    (migration 0016)."""
+
+    __tablename__ = "log_time_blocks"
+
+    block: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    min_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    max_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class LogHead(Base):
     """The single row that serialises appenders: current size and the right border (frontier)."""
 

@@ -1,0 +1,182 @@
+"""``log_time_blocks`` (migration 0016): the append keeps each block's time span, the migration fills
+it from an existing log, and a trail time window bounded by it finds exactly what the log holds —
+late and out-of-order events included — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, text
+
+from ledger.audit.trail import TrailQuery, TrailService
+from ledger.log import store as log_store
+from ledger.log.events import AccessMode, EventKind
+from ledger.log.store import LogStore, NewEntry, time_blocks
+from ledger.store.db import MIGRATIONS, Store, make_engine
+from ledger.store.models import LogTimeBlock, Party
+from ledger.types import PartyKind
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+REGULATOR = Party(id="regulator", kind=PartyKind.REGULATOR, name="监管")
+
+
+def test_time_blocks_of_a_batch() -> None:
+    hour = timedelta(hours=1)
+    times = [T0 + 5 * hour, T0, T0 + 9 * hour, T0 + 2 * hour, T0 - hour]
+    # base 16,382: indices 16,382 and 16,383 in block 0, the rest in block 1
+    assert time_blocks(16_382, times) == {0: (T0, T0 + 5 * hour), 1: (T0 - hour, T0 + 9 * hour)}
+    assert time_blocks(0, []) == {}
+
+
+def _blocks(store: Store) -> dict[int, tuple[datetime, datetime]]:
+    with store.read() as session:
+        rows = session.query(LogTimeBlock).all()
+        return {r.block: (_utc(r.min_time), _utc(r.max_time)) for r in rows}
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _entry(n: int, moment: datetime, rng: random.Random) -> NewEntry:
+    accessor = f"dept-{rng.randrange(3)}"
+    kind = "denied" if rng.random() < 0.2 else "access"
+    event = {
+        "kind": kind,
+        "accessor": accessor,
+        "provider": "provider-1",
+        "resource": f"res-{rng.randrange(2)}",
+        "purpose": "P01",
+        "mode": rng.choice(["raw", "masked"]),
+        "time": moment.isoformat(),
+    }
+    return NewEntry(f"e-{n}", kind, moment, event, accessor=accessor, resource=event["resource"])
+
+
+@pytest.fixture
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """Blocks of 8 log indices, so a test log spans many of them."""
+    monkeypatch.setattr(log_store, "TIME_BLOCK_BITS", 3)
+    yield 3
+
+
+def test_windows_find_exactly_the_entries_in_them(db_url: str, small_blocks: int) -> None:
+    rng = random.Random(16)
+    store = Store(db_url)
+    store.migrate()
+    log = LogStore(store)
+    times: list[datetime] = []
+    for _ in range(6):  # hourly events in time order, a few recorded late with old times
+        entries: list[NewEntry] = []
+        for _n in range(rng.randrange(1, 15)):
+            n = len(times) + len(entries)
+            moment = T0 + timedelta(hours=n)
+            if rng.random() < 0.15:
+                moment = T0 + timedelta(hours=rng.randrange(n + 1), minutes=30)
+            entries.append(_entry(n, moment, rng))
+        log.append(entries)
+        times += [e.time for e in entries]
+    expected: dict[int, tuple[datetime, datetime]] = {}
+    for idx, moment in enumerate(times):
+        lo, hi = expected.get(idx >> small_blocks, (moment, moment))
+        expected[idx >> small_blocks] = (min(lo, moment), max(hi, moment))
+    assert _blocks(store) == expected
+
+    with store.read() as session:
+        rows = session.execute(text("SELECT idx, kind, accessor, mode FROM log_entries")).all()
+    facts = {int(i): (k, a, m) for i, k, a, m in rows}
+    trail = TrailService(store=store, hash_subject=lambda s: s)
+    last = len(times) + 2
+    for _ in range(60):
+        a, b = sorted(rng.sample(range(-2, last), 2))
+        since, until = T0 + timedelta(hours=a, minutes=15), T0 + timedelta(hours=b)
+        for extra in ({}, {"accessor": "dept-1"}, {"kind": EventKind.DENIED}, {"mode": AccessMode.RAW}):
+            query = TrailQuery(since=since, until=until, limit=4, **extra)
+            want = [
+                i
+                for i in sorted(facts, reverse=True)
+                if since <= times[i] < until
+                and extra.get("accessor", facts[i][1]) == facts[i][1]
+                and getattr(extra.get("kind"), "value", facts[i][0]) == facts[i][0]
+                and getattr(extra.get("mode"), "value", facts[i][2]) == facts[i][2]
+            ]
+            got: list[int] = []
+            before = None
+            while True:  # every page, by the keyset cursor
+                page = trail.query(REGULATOR, replace(query, before=before))
+                got += [item["index"] for item in page["items"]]
+                before = page["next_before"]
+                if before is None:
+                    break
+            assert got == want, (since, until, extra)
+    # A window before the log, or after it: no blocks, no entries.
+    outside: list[tuple[datetime, datetime | None]] = [
+        (T0 - timedelta(days=9), T0 - timedelta(days=8)),
+        (T0 + timedelta(days=99), None),
+    ]
+    for start, end in outside:
+        assert trail.query(REGULATOR, TrailQuery(since=start, until=end))["items"] == []
+    store.close()
+
+
+def _alembic(engine: Engine, target: str, *, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, target)
+
+
+def test_0016_fills_the_blocks_of_an_existing_log(db_url: str) -> None:
+    engine = make_engine(db_url)
+    rng = random.Random(0)
+    indices = [0, 1, 5, 16_383, 16_384, 16_390, 40_000, 40_001]
+    times = {i: T0 + timedelta(minutes=rng.randrange(10_000)) for i in indices}
+    try:
+        _alembic(engine, "0015")
+        with engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO log_entries (idx, event_id, kind, time, request_hash, entry) "
+                    "VALUES (:idx, :event_id, 'access', :time, :hash, :entry)"
+                ),
+                [
+                    {
+                        "idx": i,
+                        "event_id": f"e-{i}",
+                        "time": times[i].strftime("%Y-%m-%d %H:%M:%S.%f")
+                        if engine.dialect.name == "sqlite"
+                        else times[i],
+                        "hash": bytes(32),
+                        "entry": b"{}",
+                    }
+                    for i in indices
+                ],
+            )
+        _alembic(engine, "0016")
+        store = Store(str(engine.url.render_as_string(hide_password=False)))
+        spans: dict[int, list[datetime]] = {}
+        for i in indices:
+            spans.setdefault(i >> 14, []).append(times[i])
+        assert _blocks(store) == {b: (min(ts), max(ts)) for b, ts in spans.items()}
+        store.close()
+        _alembic(engine, "0015", down=True)
+        with engine.connect() as conn:
+            assert "log_time_blocks" not in {
+                r[0]
+                for r in conn.execute(
+                    text(
+                        "SELECT name FROM sqlite_master"
+                        if engine.dialect.name == "sqlite"
+                        else "SELECT tablename FROM pg_tables"
+                    )
+                )
+            }
+    finally:
+        engine.dispose()
