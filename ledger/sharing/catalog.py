@@ -52,6 +52,8 @@ BULK_BASE_GAS = 100_000
 BULK_CHUNK = 100
 # Codes looked up per query when checking a batch (well under any driver's bind-parameter limit).
 _CODES_PER_QUERY = 500
+# The selector of OpenZeppelin's multicall(bytes[]): in the dispatcher of a ShareLedger that has it.
+_MULTICALL_SELECTOR = keccak(text="multicall(bytes[])")[:4]
 
 
 @dataclass(frozen=True)
@@ -162,6 +164,7 @@ class CatalogService:
         self.parties = parties
         self.relayer = relayer
         self.consent = Consent(chain=chain, contract=contract, parties=parties, relayer=relayer)
+        self._bulk_capable: bool | None = None  # the deployed ShareLedger has multicall
 
     def _document(
         self,
@@ -270,6 +273,7 @@ class CatalogService:
             raise InvalidInput("no resources to publish", code="empty_batch")
         self.consent.custodial_key(caller)
         self._check_batch(caller, specs)
+        self._require_multicall()
         items = []
         for spec in specs:
             metadata = spec.metadata()
@@ -299,6 +303,19 @@ class CatalogService:
                     _write_version(session, None, caller, v, relayed.receipt.tx_hash, now) for v in part
                 )
         return published
+
+    def _require_multicall(self) -> None:
+        """Refuse bulk publishing on a ledger whose ``ShareLedger`` was deployed before it had
+        ``multicall`` (contracts are deployed once, with the data directory): 409 with the reason,
+        rather than the bare revert its preflight would give. The deployed code is read once."""
+        if self._bulk_capable is None:
+            self._bulk_capable = _MULTICALL_SELECTOR in self.chain.code_at(self.contract.address)
+        if not self._bulk_capable:
+            raise Conflict(
+                f"the ShareLedger contract at {self.contract.address} was deployed before bulk publishing "
+                "(it has no multicall): publish the items one by one (POST /v1/resources)",
+                code="bulk_unsupported",
+            )
 
     def _check_batch(self, caller: Party, specs: Sequence[ResourceSpec]) -> None:
         """Refuse the first bad item of a batch: an invalid spec, a repeated or an existing code."""

@@ -245,6 +245,15 @@ def test_only_a_department_publishes(env: Env) -> None:
         refused(env, caller, catalog_of(3), Forbidden, "forbidden_role")
 
 
+def test_a_contract_without_multicall_is_refused_before_anything_is_sent(env: Env) -> None:
+    """A ledger deployed before bulk publishing: its ShareLedger has no multicall. Stood in for by a
+    real deployed contract without it (the Anchor), read the same way."""
+    catalog = env.ledger.catalog
+    catalog.contract = env.ledger.contracts["Anchor"]
+    error = refused(env, env.minzheng, catalog_of(2), Conflict, "bulk_unsupported")
+    assert "no multicall" in error.message
+
+
 def test_an_empty_batch_is_refused(env: Env) -> None:
     refused(env, env.minzheng, [], InvalidInput, "empty_batch")
 
