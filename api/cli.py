@@ -138,6 +138,7 @@ def verify_bundle_cmd(
 
 
 CountOpt = Annotated[int | None, typer.Option(min=0, help="set this count (overrides --scale)")]
+SIM_SQLITE_CACHE_MIB = 4096  # ledger.sim.run.SimOptions' default (imported lazily there)
 
 
 @app.command()
@@ -153,6 +154,9 @@ def simulate(
     ] = None,
     db_url: Annotated[str | None, typer.Option(help="an empty database (postgresql+psycopg:// …)")] = None,
     seed: Annotated[int, typer.Option(help="random seed")] = 2021,
+    sqlite_cache_mib: Annotated[
+        int, typer.Option(min=2, help="SQLite page cache per connection, MiB (allocated as used)")
+    ] = SIM_SQLITE_CACHE_MIB,
 ) -> None:
     """A synthetic city through the real services, anchored and verified; exit 1 unless intact.
 
@@ -174,7 +178,9 @@ def simulate(
         raise typer.BadParameter(str(exc)) from exc
     target = data_dir or default_data_dir(seed)
     typer.echo(f"simulating {size} in {target.resolve()}")
-    options = SimOptions(scale=size, data_dir=target, db_url=db_url, seed=seed)
+    options = SimOptions(
+        scale=size, data_dir=target, db_url=db_url, seed=seed, sqlite_cache_mib=sqlite_cache_mib
+    )
     try:
         report = run_simulation(options, console=Console(stderr=True))
     except LedgerError as exc:

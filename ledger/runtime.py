@@ -144,7 +144,7 @@ class Ledger:
     @classmethod
     def open(cls, settings: Settings) -> Ledger:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        store = Store(settings.database_url)
+        store = Store(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
         try:
             store.migrate()
             vault = KeyVault.for_data_dir(settings.data_dir)

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     max_stream_rows: int = Field(
         default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
     )
+    sqlite_cache_mib: int = Field(
+        default=256,
+        ge=2,
+        le=1_048_576,
+        description="page cache of each SQLite connection, MiB (taken as used)",
+    )
 
     @field_validator("chain")
     @classmethod

@@ -77,6 +77,9 @@ class SimOptions:
     # Draw and validate the events in a second process (ledger.sim.feed): True always, False never,
     # None when there are at least PROCESS_MIN_EVENTS of them.
     producer_process: bool | None = None
+    # SQLite's page cache per connection (SHARETRAIL_SQLITE_CACHE_MIB): a city's log touches GBs of
+    # index pages, which the server's default (256 MiB) would read back from the OS again and again.
+    sqlite_cache_mib: int = 4096
 
 
 def default_data_dir(seed: int, now: datetime | None = None) -> Path:
@@ -333,7 +336,12 @@ def simulate(options: SimOptions, *, console: Console) -> SimReport:
     with _progress(console) as progress:
         task = progress.add_task("open", total=1)
         started = time.perf_counter()
-        settings = Settings(data_dir=options.data_dir, db_url=options.db_url, anchor_loop=False)
+        settings = Settings(
+            data_dir=options.data_dir,
+            db_url=options.db_url,
+            anchor_loop=False,
+            sqlite_cache_mib=options.sqlite_cache_mib,
+        )
         with Ledger.open(settings) as ledger:
             progress.update(task, completed=1)
             opened = Phase(

@@ -31,7 +31,7 @@ DEFAULT_SQLITE_TIMEOUT = 30.0
 # of a city's log are tens of MiB; with 2 MiB they are re-read from the OS for every batch
 # (docs/benchmarks.md, the simulate section: ~10 µs an event at 300k events). Pages are allocated
 # as used: a small database never takes this much.
-SQLITE_CACHE_MIB = 256
+SQLITE_CACHE_MIB = 256  # the default of SHARETRAIL_SQLITE_CACHE_MIB
 # WAL pages before a commit also copies the WAL into the database file (SQLite's default: 1,000,
 # 4 MiB). A 10,000-event append of a city's log rewrites tens of thousands of index pages, so at the
 # default every commit is followed by a checkpoint that writes them all again; at 100,000 (~400
@@ -48,7 +48,7 @@ def sqlite_timeout(url: str) -> float:
     return float(value) if isinstance(value, str) else DEFAULT_SQLITE_TIMEOUT
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -> Engine:
     if url.startswith("sqlite"):
         timeout = sqlite_timeout(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": timeout})
@@ -60,7 +60,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_MIB * 1024}")
+            cur.execute(f"PRAGMA cache_size=-{sqlite_cache_mib * 1024}")
             cur.execute(f"PRAGMA wal_autocheckpoint={SQLITE_WAL_AUTOCHECKPOINT_PAGES}")
             cur.execute(f"PRAGMA busy_timeout={round(timeout * 1000)}")
             cur.close()
@@ -90,9 +90,9 @@ def migrate(engine: Engine) -> None:
 class Store:
     """Owns the engine and hands out sessions; translates database failures into StoreError."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, sqlite_cache_mib=sqlite_cache_mib)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = self.engine.execution_options(sharetrail_readonly=True)
         self._readers = sessionmaker(self._read_engine, expire_on_commit=False)

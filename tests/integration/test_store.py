@@ -7,11 +7,15 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from pydantic import ValidationError
 from sqlalchemy import inspect, text
 
+from api.cli import SIM_SQLITE_CACHE_MIB
 from ledger.errors import VerificationError
 from ledger.identity.vault import KeyVault
 from ledger.runtime import Ledger
+from ledger.settings import Settings
+from ledger.sim.run import SimOptions
 from ledger.store.db import Store
 from ledger.store.models import Base, Party, PlatformKey
 
@@ -33,7 +37,20 @@ def test_sqlite_durability_pragmas(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -256 * 1024  # KiB when negative
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 100_000
     store.close()
+
+
+def test_the_sqlite_page_cache_follows_the_setting(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, sqlite_cache_mib=3)
+    store = Store(settings.database_url, sqlite_cache_mib=settings.sqlite_cache_mib)
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -3 * 1024
+    store.close()
+    with pytest.raises(ValidationError, match="sqlite_cache_mib"):
+        Settings(data_dir=tmp_path, sqlite_cache_mib=1)
+    assert SimOptions(data_dir=tmp_path).sqlite_cache_mib == SIM_SQLITE_CACHE_MIB  # the CLI's default
 
 
 def test_private_keys_are_encrypted_at_rest(ledger: Ledger) -> None:
