@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import threading
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -95,7 +96,7 @@ def leader_lock(
     return FileLeaderLock(data_dir / file)
 
 
-class LeaderLoop:
+class LeaderLoop(ABC):
     """A background thread that works only while it holds its leader lock (when one is set).
 
     Every ``wait`` seconds, or at once after :meth:`poke`, the loop takes the lock and calls
@@ -127,11 +128,11 @@ class LeaderLoop:
         self.leader = leader_lock(engine, data_dir, key=self.lock_key, file=self.lock_file)
         return self.leader
 
+    @abstractmethod
     def tick(self, *, retrying: bool) -> None:
         """One round of work (``retrying``: the previous round failed)."""
-        raise NotImplementedError
 
-    def on_start(self) -> None:
+    def on_start(self) -> None:  # noqa: B027 - an optional hook; by default there is nothing to reset
         """Reset per-run state before the thread starts."""
 
     def poke(self) -> None:

@@ -6,20 +6,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 
 from ledger.log import layout
-from ledger.store.db import MIGRATIONS, make_engine
-
-
-def _alembic(engine: Engine, target: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
+from ledger.store.db import make_engine
+from tests.support.migrations import alembic_to
 
 
 def _nodes(engine: Engine) -> list[tuple[int, bytes]]:
@@ -38,17 +29,17 @@ def test_0013_rewrites_every_key_and_keeps_every_hash(db_url: str) -> None:
     hashes = {node: rng.randbytes(32) for node in nodes}
     engine = make_engine(db_url)
     try:
-        _alembic(engine, "0012")
+        alembic_to(engine, "0012")
         with engine.begin() as conn:
             conn.execute(
                 text("INSERT INTO log_nodes (id, hash) VALUES (:id, :hash)"),
                 [{"id": layout.legacy_key(*n), "hash": h} for n, h in hashes.items()],
             )
-        _alembic(engine, "0013")
+        alembic_to(engine, "0013")
         assert _nodes(engine) == sorted((layout.node_key(*n), h) for n, h in hashes.items())
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
             conn.execute(text("DELETE FROM log_nodes"))
-        _alembic(engine, "0012", down=True)
+        alembic_to(engine, "0012", down=True)
         assert _nodes(engine) == sorted((layout.legacy_key(*n), h) for n, h in hashes.items())
         with pytest.raises(Exception, match="append-only"), engine.begin() as conn:
             conn.execute(text("UPDATE log_nodes SET hash = hash"))

@@ -10,17 +10,16 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from ledger.audit.trail import TrailQuery, TrailService
 from ledger.log import store as log_store
 from ledger.log.events import AccessMode, EventKind
 from ledger.log.store import LogStore, NewEntry, time_blocks
-from ledger.store.db import MIGRATIONS, Store, make_engine
+from ledger.store.db import Store, make_engine
 from ledger.store.models import LogTimeBlock, Party
 from ledger.types import PartyKind
+from tests.support.migrations import alembic_to
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 REGULATOR = Party(id="regulator", kind=PartyKind.REGULATOR, name="监管")
@@ -125,21 +124,13 @@ def test_windows_find_exactly_the_entries_in_them(db_url: str, small_blocks: int
     store.close()
 
 
-def _alembic(engine: Engine, target: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, target)
-
-
 def test_0016_fills_the_blocks_of_an_existing_log(db_url: str) -> None:
     engine = make_engine(db_url)
     rng = random.Random(0)
     indices = [0, 1, 5, 16_383, 16_384, 16_390, 40_000, 40_001]
     times = {i: T0 + timedelta(minutes=rng.randrange(10_000)) for i in indices}
     try:
-        _alembic(engine, "0015")
+        alembic_to(engine, "0015")
         with engine.begin() as conn:
             conn.execute(
                 text(
@@ -159,14 +150,14 @@ def test_0016_fills_the_blocks_of_an_existing_log(db_url: str) -> None:
                     for i in indices
                 ],
             )
-        _alembic(engine, "0016")
+        alembic_to(engine, "0016")
         store = Store(str(engine.url.render_as_string(hide_password=False)))
         spans: dict[int, list[datetime]] = {}
         for i in indices:
             spans.setdefault(i >> 14, []).append(times[i])
         assert _blocks(store) == {b: (min(ts), max(ts)) for b, ts in spans.items()}
         store.close()
-        _alembic(engine, "0015", down=True)
+        alembic_to(engine, "0015", down=True)
         with engine.connect() as conn:
             assert "log_time_blocks" not in {
                 r[0]
