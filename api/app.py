@@ -120,9 +120,12 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
             running.alert_monitor.start()
         if settings.stat_rollup:
             running.stat_rollup.start()
+        if settings.subject_indexer:
+            running.subject_indexer.start()
         try:
             yield
         finally:
+            running.subject_indexer.stop()
             running.stat_rollup.stop()
             running.alert_monitor.stop()
             running.anchorer.stop()

@@ -41,6 +41,7 @@ from ledger.log.anchoring import Anchorer, AnchorPolicy
 from ledger.log.note import NoteSigner
 from ledger.log.service import LogService
 from ledger.log.store import LogStore
+from ledger.log.subject_index import IndexPolicy, SubjectIndexer
 from ledger.opening.applications import ApplicationService
 from ledger.opening.base import Opening
 from ledger.opening.checker import ContractChecker, contract_evidence
@@ -134,6 +135,10 @@ class Ledger:
             policy=RollupPolicy(interval=settings.stat_rollup_interval, batch=settings.stat_rollup_batch),
         )
         self.stat_rollup.elect(store.engine, settings.data_dir)
+        self.subject_indexer = SubjectIndexer(
+            store=store, policy=IndexPolicy(interval=settings.subject_index_interval)
+        )
+        self.subject_indexer.elect(store.engine, settings.data_dir)
         self.statistics = StatisticsService(store=store)
         self.lineage = LineageService(store=store)
         self.reports = ReportService(
@@ -323,6 +328,7 @@ class Ledger:
         return self.log.anchorer
 
     def close(self) -> None:
+        self.subject_indexer.stop()
         self.stat_rollup.stop()
         self.alert_monitor.stop()
         self.log.anchorer.stop()

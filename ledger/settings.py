@@ -69,6 +69,13 @@ class Settings(BaseSettings):
     stat_rollup_batch: int = Field(
         default=50_000, gt=0, le=10_000_000, description="log entries the rollup worker adds per transaction"
     )
+    subject_indexer: bool = Field(
+        default=True,
+        description="run the data-subject indexer (fills the subject index from the log) inside `serve`",
+    )
+    subject_index_interval: float = Field(
+        default=2.0, gt=0, le=3600, description="seconds between the subject indexer's passes over the log"
+    )
     max_stream_rows: int = Field(
         default=5_000_000, gt=0, description="upper bound on rows of one streamed (NDJSON) access"
     )

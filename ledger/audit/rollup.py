@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -64,7 +63,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledger.log.events import EventKind
-from ledger.log.leader import LeaderLoop
+from ledger.log.leader import CursorLoop
 from ledger.store.db import Store
 from ledger.store.models import (
     LogEntry,
@@ -421,7 +420,7 @@ def _upsert(session: Session, model: Any, keys: Sequence[str], query: Select[Any
     session.execute(stmt)
 
 
-class StatRollupWorker(LeaderLoop):
+class StatRollupWorker(CursorLoop):
     """Keeps the rollups up with the log: :meth:`process` one chunk, :meth:`catch_up` all, or
     :meth:`start` the loop (one leader among the workers)."""
 
@@ -430,54 +429,18 @@ class StatRollupWorker(LeaderLoop):
     lock_key = ROLLUP_LOCK_KEY
     lock_file = "rollup.lock"
 
+    cursor_model = StatRollupCursor
+    cursor_id = CURSOR_ID
+
     def __init__(self, *, store: Store, policy: RollupPolicy | None = None) -> None:
-        self.store = store
         self.policy = policy or RollupPolicy()
-        super().__init__(wait=self.policy.interval, max_backoff=self.policy.max_backoff, logger=log)
-        self._lock = threading.Lock()
+        super().__init__(store=store, policy=self.policy, logger=log)
 
-    def status(self) -> tuple[int, int]:
-        """(the cursor, the log's size): how far the rollups are behind."""
-        with self.store.read() as session:
-            at = rollup_cursor(session) or 0
-            size = session.scalar(select(LogHead.size).where(LogHead.id == 1))
-        return at, int(size or 0)
+    def apply(self, session: Session, start: int, end: int) -> int:
+        roll_up(session, start, end)
+        return end
 
-    def process(self, *, batch: int | None = None) -> int:
-        """Roll up the next chunk of log entries and move the cursor, in one transaction. Returns how
-        many log entries that was (0: caught up)."""
-        at, size = self.status()
-        if at >= size:
-            return 0
-        with self._lock, self.store.session() as session:
-            cursor = session.scalars(
-                select(StatRollupCursor).where(StatRollupCursor.id == CURSOR_ID).with_for_update()
-            ).one_or_none()
-            if cursor is None:  # removed by hand: the counts' extent is unknown — start over
-                log.warning("rollup: no cursor row; rebuilding the rollups from the log's first entry")
-                for model in (StatRollup, StatResourceTotal, StatAccessorTotal):
-                    session.execute(delete(model))
-                cursor = StatRollupCursor(id=CURSOR_ID, next_index=0, updated_at=datetime.now(UTC))
-                session.add(cursor)
-                session.flush()
-            start = cursor.next_index
-            size = int(session.scalar(select(LogHead.size).where(LogHead.id == 1)) or 0)
-            end = min(size, start + (batch or self.policy.batch))
-            if end <= start:
-                return 0
-            roll_up(session, start, end)
-            cursor.next_index = end
-            cursor.updated_at = datetime.now(UTC)
-        return end - start
-
-    def catch_up(self, *, batch: int | None = None) -> int:
-        """Roll up everything appended so far; return how many log entries that was."""
-        done = 0
-        while (n := self.process(batch=batch)) > 0:
-            done += n
-        return done
-
-    # -- the loop (LeaderLoop.run) -------------------------------------------------------------------
-    def tick(self, *, retrying: bool) -> None:
-        while not self._stop.is_set() and self.process() > 0:
-            pass
+    def restart(self, session: Session) -> None:
+        """The counts' extent is unknown without the cursor: they are rebuilt from the first entry."""
+        for model in (StatRollup, StatResourceTotal, StatAccessorTotal):
+            session.execute(delete(model))

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from ledger.errors import Forbidden, InvalidInput
 from ledger.log import store as log_store
 from ledger.log.events import AccessMode, EventKind
+from ledger.log.subject_index import SubjectTail, subject_tail
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, LogSubject, LogTimeBlock, Party, Resource
 from ledger.types import PartyKind
@@ -50,6 +51,16 @@ CSV_COLUMNS = (
     "result_hash",
     "bundle",
 )
+
+
+@dataclass(frozen=True)
+class _SubjectPart:
+    """One side of a data-subject filter: the index below ``cursor`` (``tail`` None) or the live
+    tail's matching log indices."""
+
+    hash: bytes
+    cursor: int
+    tail: list[int] | None
 
 
 @dataclass(frozen=True)
@@ -92,21 +103,29 @@ class TrailService:
         bits = log_store.TIME_BLOCK_BITS
         return int(first) << bits, (int(last) + 1) << bits
 
-    def _statement(self, q: TrailQuery, limit: int, window: tuple[int, int] | None) -> Select[int, bytes]:
+    def _statement(
+        self, q: TrailQuery, limit: int, window: tuple[int, int] | None, tail: SubjectTail | None = None
+    ) -> Select[int, bytes]:
         """The page: its log indices are chosen first from the indexes (newest first, at most
         ``limit``), then only those entries' bytes are read (a deferred join: a filter matching
         millions of rows never reads them, and a sort, where the index order is not the log's, sorts
         integers). ``party`` is accessor *or* provider: one index scan each, merged, rather than a
-        sort of every row either index matches."""
+        sort of every row either index matches. A data subject is likewise the subject index below
+        its cursor or the live ``tail`` past it (``ledger.log.subject_index``)."""
+        parties: list[ColumnElement[bool] | None] = [None]
         if q.party:
-            branches = [
-                self._indices(q, LogEntry.accessor == q.party, limit, window),
-                self._indices(q, LogEntry.provider == q.party, limit, window),
-            ]
+            parties = [LogEntry.accessor == q.party, LogEntry.provider == q.party]
+        parts: list[_SubjectPart | None] = [None]
+        if tail is not None:
+            parts = [_SubjectPart(self._subject(q.subject or ""), tail.cursor, None)]
+            if tail.indices:
+                parts.append(_SubjectPart(b"", tail.cursor, tail.indices))
+        branches = [self._indices(q, party, limit, window, part) for party in parties for part in parts]
+        if len(branches) > 1:
             merged = union(*(select(b.subquery().c.idx) for b in branches)).subquery()
             page = select(merged.c.idx).order_by(merged.c.idx.desc()).limit(limit)
         else:
-            page = self._indices(q, None, limit, window)
+            page = branches[0]
         chosen = page.subquery()
         return (
             select(LogEntry.idx, LogEntry.entry)
@@ -115,7 +134,12 @@ class TrailService:
         )
 
     def _indices(
-        self, q: TrailQuery, party: ColumnElement[bool] | None, limit: int, window: tuple[int, int] | None
+        self,
+        q: TrailQuery,
+        party: ColumnElement[bool] | None,
+        limit: int,
+        window: tuple[int, int] | None,
+        subject: _SubjectPart | None,
     ) -> Select[int]:
         stmt = select(LogEntry.idx)
         if party is not None:
@@ -150,13 +174,18 @@ class TrailService:
             stmt = stmt.where(time >= q.since)
         if q.until is not None:
             stmt = stmt.where(time < q.until)
-        if q.subject:
+        if subject is not None and subject.tail is not None:
+            stmt = stmt.where(LogEntry.idx.in_(subject.tail))
+        elif subject is not None:
             stmt = stmt.join(LogSubject, LogSubject.idx == LogEntry.idx).where(
-                LogSubject.subject_hash == self._subject(q.subject)
+                LogSubject.subject_hash == subject.hash, LogEntry.idx < subject.cursor
             )
         if q.before is not None:
             stmt = stmt.where(LogEntry.idx < q.before)
         return stmt.order_by(LogEntry.idx.desc()).limit(limit)
+
+    def _tail(self, session: Session, q: TrailQuery) -> SubjectTail | None:
+        return subject_tail(session, self._subject(q.subject)) if q.subject else None
 
     def _subject(self, value: str) -> bytes:
         if value.startswith("0x") and len(value) == 66:
@@ -173,7 +202,9 @@ class TrailService:
         if q.since and q.until and q.since >= q.until:
             raise InvalidInput("since must be before until", code="invalid_time_range")
         with self.store.read() as session:
-            rows = session.execute(self._statement(q, q.limit + 1, self._window(session, q))).all()
+            rows = session.execute(
+                self._statement(q, q.limit + 1, self._window(session, q), self._tail(session, q))
+            ).all()
             page = [(int(idx), json.loads(entry)) for idx, entry in rows[: q.limit]]
             names = display_names(session, page)
         items = [_row(idx, e, names) for idx, e in page]
@@ -186,7 +217,9 @@ class TrailService:
         if not 1 <= q.limit <= MAX_EXPORT:
             raise InvalidInput(f"an export holds 1-{MAX_EXPORT} rows", code="invalid_limit")
         with self.store.read() as session:
-            rows = session.execute(self._statement(q, q.limit, self._window(session, q))).all()
+            rows = session.execute(
+                self._statement(q, q.limit, self._window(session, q), self._tail(session, q))
+            ).all()
             page = [(int(idx), json.loads(entry)) for idx, entry in rows]
             names = display_names(session, page)
         out = io.StringIO()

@@ -50,6 +50,7 @@ from ledger.gateway.masking import subject_hash
 from ledger.identity.id_number import make_id_number
 from ledger.log.events import AccessMode, EventKind
 from ledger.log.store import LogStore, NewEntry
+from ledger.log.subject_index import SubjectIndexer
 from ledger.sim import city, skew
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, Party, Resource
@@ -302,6 +303,8 @@ def build(store: Store, sizes: TrailSizes, now: datetime, say: Say) -> float:
                 say(f"  … {done:,} / {sizes.events:,} events ({rate:,.0f}/s)")
     if batch:
         append(batch)
+    say("  … the data-subject index (SubjectIndexer.catch_up)")
+    SubjectIndexer(store=store).catch_up()
     return time.perf_counter() - started
 
 
@@ -485,8 +488,10 @@ def naive_query(
 def _plan(store: Store, trail: TrailService, q: TrailQuery) -> str:
     """The database's plan for the trail query (which index it uses), abridged."""
     with store.read() as session:
-        stmt = trail._statement(q, q.limit + 1, trail._window(session, q))
-        compiled = stmt.compile(dialect=session.get_bind().dialect)
+        stmt = trail._statement(q, q.limit + 1, trail._window(session, q), trail._tail(session, q))
+        compiled = stmt.compile(
+            dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
+        )
         params: Any = (
             tuple(compiled.params[name] for name in compiled.positiontup or ())
             if compiled.positional

@@ -23,6 +23,7 @@ from ledger.gateway.masking import subject_hash
 from ledger.identity.id_number import validate_id_number
 from ledger.identity.parties import new_token
 from ledger.log.service import LogService
+from ledger.log.subject_index import entry_subjects, index_cursor, subject_tail
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, LogSubject, Party, SubjectToken
 from ledger.types import PartyKind
@@ -79,13 +80,19 @@ class SubjectService:
         if not 1 <= limit <= MAX_PAGE:
             raise InvalidInput(f"limit must be 1-{MAX_PAGE}", code="invalid_limit")
         with self.store.read() as session:
+            # The index below its cursor, then the live tail past it (``subject_index``).
+            tail = subject_tail(session, subject)
             rows = session.execute(
                 select(LogEntry.idx, LogEntry.entry)
                 .join(LogSubject, LogSubject.idx == LogEntry.idx)
-                .where(LogSubject.subject_hash == subject, LogEntry.idx > after)
+                .where(LogSubject.subject_hash == subject, LogEntry.idx > after, LogEntry.idx < tail.cursor)
                 .order_by(LogEntry.idx)
                 .limit(limit + 1)
             ).all()
+            later = [i for i in tail.indices if i > after][: limit + 1 - len(rows)]
+            if later:
+                tail_rows = select(LogEntry.idx, LogEntry.entry).where(LogEntry.idx.in_(later))
+                rows = [*rows, *session.execute(tail_rows.order_by(LogEntry.idx))]
             entries = [(int(idx), json.loads(entry)) for idx, entry in rows[:limit]]
             names = display_names(session, entries)
         items = []
@@ -116,8 +123,11 @@ class SubjectService:
 
     def bundle(self, subject: bytes, index: int) -> dict[str, Any]:
         with self.store.read() as session:
-            hit = session.get(LogSubject, (subject, index))
-        if hit is None:
+            about = session.get(LogSubject, (subject, index)) is not None
+            if not about and index >= index_cursor(session):  # not indexed yet: the entry itself says
+                entry = session.scalar(select(LogEntry.entry).where(LogEntry.idx == index))
+                about = entry is not None and "0x" + subject.hex() in entry_subjects(bytes(entry))
+        if not about:
             raise NotFound(f"no access about you at log index {index}", code="entry_not_found")
         stored = self.log.log.entry(index)
         return self.log.bundle_of(index, json.loads(stored.entry))

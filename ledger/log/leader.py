@@ -1,5 +1,6 @@
 """Single-leader election for the background loops (anchoring, the alert monitor, the statistics
-rollup), and the loop they share (:class:`LeaderLoop`).
+rollup, the subject indexer), the loop they share (:class:`LeaderLoop`), and the cursor-driven
+loop of the workers that keep a table up with the log (:class:`CursorLoop`).
 
 Several API workers (or hosts) may serve the same log; exactly one should anchor, or they would race
 each other's ``anchor`` transactions (harmless — the contract refuses a stale size — but wasteful).
@@ -16,12 +17,16 @@ import logging
 import os
 import threading
 from abc import ABC, abstractmethod
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, select, text
+from sqlalchemy.orm import Session
 
 from ledger.errors import LedgerError
+from ledger.store.db import Store
+from ledger.store.models import LogHead
 
 # pg_advisory_lock key: "sharetrail anchor" folded into a signed 64-bit integer
 ANCHOR_LOCK_KEY = int.from_bytes(b"st-anchr", "big", signed=True)
@@ -183,3 +188,95 @@ class LeaderLoop(ABC):
         if self.leader is not None:
             self.leader.release()
             self.is_leader = False
+
+
+class CursorPolicy(Protocol):
+    @property
+    def interval(self) -> float: ...  # seconds between passes when nobody pokes the loop
+
+    @property
+    def max_backoff(self) -> float: ...
+
+    @property
+    def batch(self) -> int: ...  # log entries per transaction, at most
+
+
+class CursorLoop(LeaderLoop):
+    """A :class:`LeaderLoop` that keeps something derived from the log up with it by a cursor row
+    (the statistics rollups, the data-subject index): :meth:`process` one chunk, :meth:`catch_up`
+    all, or :meth:`start` the loop.
+
+    A chunk is ``[cursor, cursor + batch)`` of log indices (never past the head: appends commit in
+    index order). :meth:`apply` writes what the chunk adds and the cursor moves, in **one**
+    transaction that first locks the cursor row, so a crash leaves both unchanged and two workers
+    (a lost leader lock) cannot both add a chunk. Subclasses set ``cursor_model`` and ``batch`` and
+    implement :meth:`apply` and :meth:`restart`."""
+
+    cursor_model: Any  # the cursor's ORM class: ``id``, ``next_index``, ``updated_at``
+    cursor_id = 1
+
+    def __init__(self, *, store: Store, policy: CursorPolicy, logger: logging.Logger) -> None:
+        self.store = store
+        self.batch = policy.batch
+        super().__init__(wait=policy.interval, max_backoff=policy.max_backoff, logger=logger)
+        self._lock = threading.Lock()
+
+    @abstractmethod
+    def apply(self, session: Session, start: int, end: int) -> int:
+        """Add log entries ``[start, end)``; return where the cursor moves (``end``, or less to
+        stop the chunk early)."""
+
+    @abstractmethod
+    def restart(self, session: Session) -> None:
+        """The cursor row is gone (removed by hand): make the derived data fit a cursor of 0."""
+
+    def cursor(self, session: Session) -> int:
+        model = self.cursor_model
+        at = session.scalar(select(model.next_index).where(model.id == self.cursor_id))
+        return int(at or 0)
+
+    def status(self) -> tuple[int, int]:
+        """(the cursor, the log's size): how far behind the log this is."""
+        with self.store.read() as session:
+            return self.cursor(session), log_size(session)
+
+    def process(self, *, batch: int | None = None) -> int:
+        """Process the next chunk and move the cursor, in one transaction. Returns how many log
+        entries that was (0: caught up)."""
+        at, size = self.status()
+        if at >= size:
+            return 0
+        model = self.cursor_model
+        with self._lock, self.store.session() as session:
+            row = session.scalars(
+                select(model).where(model.id == self.cursor_id).with_for_update()
+            ).one_or_none()
+            if row is None:
+                self._log.warning("%s: no cursor row; starting again from the log's first entry", self.what)
+                self.restart(session)
+                row = model(id=self.cursor_id, next_index=0, updated_at=datetime.now(UTC))
+                session.add(row)
+                session.flush()
+            start = int(row.next_index)
+            end = min(log_size(session), start + (batch or self.batch))
+            if end <= start:
+                return 0
+            end = self.apply(session, start, end)
+            row.next_index = end
+            row.updated_at = datetime.now(UTC)
+        return end - start
+
+    def catch_up(self, *, batch: int | None = None) -> int:
+        """Process everything appended so far; return how many log entries that was."""
+        done = 0
+        while (n := self.process(batch=batch)) > 0:
+            done += n
+        return done
+
+    def tick(self, *, retrying: bool) -> None:
+        while not self._stop.is_set() and self.process() > 0:
+            pass
+
+
+def log_size(session: Session) -> int:
+    return int(session.scalar(select(LogHead.size).where(LogHead.id == 1)) or 0)

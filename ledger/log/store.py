@@ -18,7 +18,6 @@ Proofs name at most 2·log2(n) perfect nodes (``merkle.inclusion_path``,
 from __future__ import annotations
 
 import hashlib
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -79,7 +78,8 @@ class NewEntry:
     resource: str | None = None
     request_hash: bytes | None = None
     onchain: bool = False  # also record this leaf in its own transaction (resource level policy)
-    # Subject hashes to index when the entry carries only their digest (very large accesses).
+    # Subject hashes the append indexes itself, for an entry that carries only their digest (a very
+    # large access); the subjects an entry carries inline are indexed by ``subject_index``.
     subjects: tuple[str, ...] | None = None
     # ``canonical_json(event)`` when the caller already has it (encoded in another process by the
     # simulator's producer); the store encodes ``event`` itself otherwise.
@@ -102,7 +102,6 @@ class StoredEntry:
 
 
 AppendGuard = Callable[[Session, Sequence[Appended]], None]
-_SUBJECT_RE = re.compile(r"^0x[0-9a-f]{64}$")
 
 
 def _trail_columns(event: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
@@ -119,23 +118,6 @@ def _trail_columns(event: Mapping[str, Any]) -> tuple[str | None, str | None, st
         text("purpose", 64),
         text("mode", 16),
     )
-
-
-def _index_subjects(entry: NewEntry) -> set[str]:
-    if entry.subjects is not None:
-        return set(entry.subjects)
-    subjects = entry.event.get("subjects")
-    if (
-        isinstance(subjects, list)
-        and set(map(type, subjects)) == {str}
-        and set(map(len, subjects)) == {66}
-        and _SUBJECTS_RE.fullmatch("".join(subjects))
-    ):  # all well-formed (a gateway's 1,000 subjects): one regex pass over them, not 1,000
-        return set(subjects)
-    return _subject_hashes(entry.event)
-
-
-_SUBJECTS_RE = re.compile(r"(?:0x[0-9a-f]{64})+")
 
 
 # The append path's statements, built once: it runs for every access.
@@ -223,13 +205,6 @@ def _widen_time_blocks(conn: Connection, blocks: Mapping[int, tuple[datetime, da
         },
     )
     conn.execute(stmt, [{"block": b, "min_time": lo, "max_time": hi} for b, (lo, hi) in blocks.items()])
-
-
-def _subject_hashes(event: Mapping[str, Any]) -> set[str]:
-    subjects = event.get("subjects")
-    if not isinstance(subjects, list):
-        return set()
-    return {s for s in subjects if isinstance(s, str) and _SUBJECT_RE.match(s)}
 
 
 def _split(frontier: bytes) -> list[bytes]:
@@ -341,7 +316,7 @@ class LogStore:
                     subjects = [
                         (bytes.fromhex(h[2:]), base + n)
                         for n, i in enumerate(fresh)
-                        for h in _index_subjects(entries[i])
+                        for h in set(entries[i].subjects or ())
                     ]
                     if subjects:
                         _insert_subjects(conn, subjects)

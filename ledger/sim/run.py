@@ -12,8 +12,10 @@ Phases, each timed and shown with a progress bar:
    process, so the second core does that work) and appended through the log's bulk path,
    ``LogService.record_prepared_events`` as the operator, 10,000 per transaction, with an anchor
    every ``anchor_every`` events as the anchoring loop would do;
-6. *anchor* — ``Anchorer.anchor_once`` until nothing pends (this phase also counts the anchors of 5);
-7. *verify* — the full integrity audit, :func:`ledger.log.verify.verify`.
+6. *subject index* — ``SubjectIndexer`` catches up: the data subjects the events name, indexed in
+   large sorted batches (the service runs it in the background, off the append);
+7. *anchor* — ``Anchorer.anchor_once`` until nothing pends (this phase also counts the anchors of 5);
+8. *verify* — the full integrity audit, :func:`ledger.log.verify.verify`.
 
 Level-4 items, whose every access is its own chain transaction, and level-3 co-signatures are not
 simulated: both are chain-bound steps a bench measures on its own (``sharetrail bench share``).
@@ -275,6 +277,17 @@ class Simulation:
         phase = Phase("anchor (anchor_once, all anchors)", self.anchors, "anchors", self.anchor_seconds, full)
         self.report.phases.append(phase)
 
+    def subject_index(self) -> None:
+        indexer = self.ledger.subject_indexer
+        at, size = indexer.status()
+        task, started = self._phase("subject index", size - at)
+        done = 0
+        while (n := indexer.process()) > 0:
+            done += n
+            self.progress.update(task, completed=done)
+        phase = Phase("subject index (catch-up)", done, "entries", 0, city.GUIYANG_EVENTS)
+        self._done(task, started, phase)
+
     def verify_all(self) -> None:
         ledger = self.ledger
         size = ledger.log.log.size()
@@ -324,6 +337,7 @@ class Simulation:
         self.catalog_items()
         self.share_requests()
         self.events()
+        self.subject_index()
         self.anchor()
         self.verify_all()
         self.count()

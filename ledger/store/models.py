@@ -327,12 +327,25 @@ class GrantUsage(Base):
 
 
 class LogSubject(Base):
-    """Data-subject index: keyed hash of an ID number → log index of an event about that person."""
+    """Data-subject index: keyed hash of an ID number → log index of an event about that person.
+    Filled from the entries by the subject indexer (``ledger.log.subject_index``), except for an
+    access with more subjects than its entry carries inline, whose rows the append writes."""
 
     __tablename__ = "log_subjects"
 
     subject_hash: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
     idx: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+
+class SubjectIndexCursor(Base):
+    """Every log entry below ``next_index`` has its inline subjects in ``log_subjects`` — moved by the
+    subject indexer in the same transaction as the rows it added (0017)."""
+
+    __tablename__ = "log_subject_cursor"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    next_index: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class SubjectToken(Base):

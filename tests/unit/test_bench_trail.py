@@ -22,6 +22,7 @@ from ledger.bench.trail import (
 )
 from ledger.log.events import AccessEvent, EventKind
 from ledger.log.store import LogStore
+from ledger.log.subject_index import SubjectIndexer
 from ledger.store.db import Store
 
 
@@ -119,6 +120,8 @@ def test_bulk_path_writes_what_append_writes(tmp_path: Path) -> None:
         for start, end in ((0, 1), (1, 1000), (1000, 3001)):  # uneven batches: the frontier carries over
             log.append(entries[start:end])
             bulk_append(stores["bulk"], entries[start:end])
+        for store in stores.values():
+            assert SubjectIndexer(store=store).catch_up() == 3001
         queries = (
             "SELECT * FROM log_entries ORDER BY idx",
             "SELECT * FROM log_subjects ORDER BY idx, subject_hash",
