@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils.crypto import keccak
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from web3.contract.contract import Contract
 
 from ledger.canonical import canonical_json
@@ -85,6 +85,7 @@ class GrantChecker:
         self.cache_seconds = cache_seconds
         self.clock = clock
         self._cache: dict[str, _Cached] = {}
+        self._scopes: dict[tuple[str, bytes], _Scope] = {}
         self._lock = threading.Lock()
 
     def invalidate(self, grant_id: str) -> None:
@@ -110,8 +111,8 @@ class GrantChecker:
         """
         if not _is_grant_id(grant_id):
             raise Denied("unknown_grant", "grant must be 0x + 64 hex characters (a grant id)")
-        with self.store.read() as session:
-            row = session.scalar(select(ShareRequest).where(ShareRequest.grant_id == grant_id.lower()))
+        with self.store.read() as session:  # the columns the check needs, not the signed documents
+            row = session.execute(_GRANT_ROW, {"grant": grant_id.lower()}).one_or_none()
         if row is None:
             raise Denied("unknown_grant", f"no grant {grant_id}")
         if row.requester_id != accessor_id:
@@ -136,9 +137,7 @@ class GrantChecker:
             raise Denied("not_yet_valid", "the grant's validity window has not started")
         if now >= int(valid_until):
             raise Denied("expired", "the grant has expired")
-        scope = json.loads(row.scope_json)
-        if keccak(canonical_json(scope)) != bytes(scope_hash):
-            raise Denied("scope_mismatch", "the stored scope does not match the grant's on-chain scope hash")
+        scope = self._scope(row.scope_json, bytes(scope_hash))
         return GrantView(
             grant_id=grant_id.lower(),
             request_id=row.id,
@@ -147,14 +146,56 @@ class GrantChecker:
             provider_id=row.provider_id,
             grantee_address=str(grantee),
             purpose=row.purpose_code,
-            fields=list(scope["fields"]),
-            row_filter=parse_row_filter(scope.get("row_filter") or {}),
-            mode=AccessMode(scope.get("mode", "raw")),
-            max_records=int(scope["max_records"]),
+            fields=list(scope.fields),
+            row_filter=list(scope.row_filter),
+            mode=scope.mode,
+            max_records=scope.max_records,
             max_accesses=int(max_accesses),
             valid_from=int(valid_from),
             valid_until=int(valid_until),
         )
+
+    def _scope(self, scope_json: str, scope_hash: bytes) -> _Scope:
+        """The stored scope's terms, once it is shown to hash to the on-chain ``scopeHash`` — a check
+        remembered per (stored text, on-chain hash): both are what it depends on."""
+        key = (scope_json, scope_hash)
+        with self._lock:
+            known = self._scopes.get(key)
+        if known is not None:
+            return known
+        scope = json.loads(scope_json)
+        if keccak(canonical_json(scope)) != scope_hash:
+            raise Denied("scope_mismatch", "the stored scope does not match the grant's on-chain scope hash")
+        terms = _Scope(
+            fields=tuple(scope["fields"]),
+            row_filter=tuple(parse_row_filter(scope.get("row_filter") or {})),
+            mode=AccessMode(scope.get("mode", "raw")),
+            max_records=int(scope["max_records"]),
+        )
+        with self._lock:
+            if len(self._scopes) >= 4096:
+                self._scopes.clear()
+            self._scopes[key] = terms
+        return terms
+
+
+_GRANT_ROW = select(
+    ShareRequest.id,
+    ShareRequest.requester_id,
+    ShareRequest.resource_id,
+    ShareRequest.provider_id,
+    ShareRequest.purpose_code,
+    ShareRequest.revoked_tx,
+    ShareRequest.scope_json,
+).where(ShareRequest.grant_id == bindparam("grant"))
+
+
+@dataclass(frozen=True)
+class _Scope:
+    fields: tuple[str, ...]
+    row_filter: tuple[Condition, ...]
+    mode: AccessMode
+    max_records: int
 
 
 def _is_grant_id(value: str) -> bool:

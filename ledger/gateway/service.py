@@ -56,6 +56,11 @@ from ledger.types import MaskingRule, OpenType, PartyKind
 INLINE_SUBJECTS = 10_000  # more subject hashes than this go in the index only, with a digest in the entry
 OPEN_ACCESS_CAP = 1000  # records per access of an open (无条件开放) resource
 SPOOL_BYTES = 8 * 1024 * 1024
+_RESOURCE_AND_SOURCE = (
+    select(Resource, DataSource)
+    .outerjoin(DataSource, DataSource.resource_id == Resource.id)
+    .where(Resource.id == bindparam("resource"))
+)
 
 
 class AccessDenied(Forbidden):
@@ -295,14 +300,13 @@ class GatewayService:
         )
 
     def _resource_and_source(self, resource_id: str) -> tuple[Resource, DataSource | None]:
-        """The catalog entry and its data source, read in one transaction (``CatalogService.get``
-        and ``_source_row`` would take one each, on every access)."""
+        """The catalog entry and its data source, read in one query (``CatalogService.get`` and
+        ``_source_row`` would take a transaction each, on every access)."""
         with self.store.read() as session:
-            resource = session.get(Resource, resource_id)
-            source = session.get(DataSource, resource_id) if resource is not None else None
-        if resource is None:
+            found = session.execute(_RESOURCE_AND_SOURCE, {"resource": resource_id}).one_or_none()
+        if found is None:
             raise NotFound(f"no resource {resource_id}", code="resource_not_found")
-        return resource, source
+        return found[0], found[1]
 
     def _deliver(
         self,

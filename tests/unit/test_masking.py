@@ -366,6 +366,19 @@ def test_subject_hasher_many_hashes_each_subject_once() -> None:
     hashes = SubjectHasher(KEY).many([number, number, number.lower(), None, "", 520102, "52010219900307123X"])
     assert hashes == {subject_hash(KEY, number), subject_hash(KEY, "52010219900307123X")}
     assert SubjectHasher(KEY).many([]) == set()
+    # the joined fast path must not split a value that holds its separator, or pass a lone odd one
+    odd = ["5201\n02", "520102 ", "５２０１", "520102-1", number]
+    assert SubjectHasher(KEY).many(odd) == {subject_hash(KEY, v) for v in odd}
+
+
+
+@given(st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=20), st.from_regex(r"[0-9xX]{1,18}"))))
+def test_subject_hasher_many_is_each_hashed_alone(values: list[object]) -> None:
+    from ledger.gateway.masking import SubjectHasher
+
+    numbers = [v for v in values if isinstance(v, str) and v.strip()]
+    rest = [v for v in values if not isinstance(v, str)] + [""]
+    assert SubjectHasher(KEY).many(numbers + rest) == {subject_hash(KEY, v) for v in numbers}
 
 
 _column_values = st.lists(
