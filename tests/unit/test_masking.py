@@ -371,7 +371,6 @@ def test_subject_hasher_many_hashes_each_subject_once() -> None:
     assert SubjectHasher(KEY).many(odd) == {subject_hash(KEY, v) for v in odd}
 
 
-
 @given(st.lists(st.one_of(st.none(), st.integers(), st.text(max_size=20), st.from_regex(r"[0-9xX]{1,18}"))))
 def test_subject_hasher_many_is_each_hashed_alone(values: list[object]) -> None:
     from ledger.gateway.masking import SubjectHasher
