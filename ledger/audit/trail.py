@@ -87,10 +87,18 @@ class TrailService:
 
     def _window(self, session: Session, q: TrailQuery) -> tuple[int, int] | None:
         """The log indices ``[lo, hi)`` that entries in the time window can have: the blocks whose
-        time span meets the window (``log_time_blocks``, kept by the append, migration 0016); None
-        without a window. Entries arrive in roughly time order, so the span is tight; an event
-        recorded late only widens it (the time condition is applied as well)."""
-        if q.since is None and q.until is None:
+        time span meets the window (``log_time_blocks``, kept by the append, migrations 0016 and
+        0018); None without a window, or beside a column filter. Entries arrive in roughly time
+        order, so the span is tight; an event recorded late only widens it (the time condition is
+        applied as well).
+
+        Only a window without a column filter is bounded so: it is then read newest first by log
+        index, and the bound is where that read starts. Beside a column filter the column's
+        ``(column, time, …)`` index finds the window by itself, and an index range on the log index
+        would tempt SQLite's planner onto a ``(column, idx)`` index of a less selective column (a
+        10M-event log: p95 7.5 s for "accessor + purpose + mode + 30 days" through the purpose's
+        index, 91 ms through the accessor's window index)."""
+        if (q.since is None and q.until is None) or _narrow(q):
             return None
         stmt = select(func.min(LogTimeBlock.block), func.max(LogTimeBlock.block))
         if q.since is not None:
@@ -155,7 +163,7 @@ class TrailService:
                 stmt = stmt.where(column == value)
         if q.mode is not None:
             stmt = stmt.where(LogEntry.mode == q.mode.value)
-        narrow = party is not None or any((q.accessor, q.provider, q.resource, q.purpose, q.grant, q.subject))
+        narrow = party is not None or _narrow(q)
         if q.kind is not None:
             # Beside a column filter the kind only sifts: ``kind || ''`` keeps the planner off the kind
             # indexes, which would walk every refusal in the log to find one party's (a 10M-event
@@ -241,6 +249,11 @@ class TrailService:
                 }
             )
         return out.getvalue()
+
+
+def _narrow(q: TrailQuery) -> bool:
+    """A column filter: the query's page is found through that column's index."""
+    return any((q.party, q.accessor, q.provider, q.resource, q.purpose, q.grant, q.subject))
 
 
 def display_names(session: Any, entries: Sequence[tuple[int, dict[str, Any]]]) -> dict[str, str]:

@@ -52,7 +52,7 @@ _NODES = cast(Table, LogNode.__table__)
 _LEAF_RECORDS = cast(Table, LeafRecord.__table__)
 _HEAD = cast(Table, LogHead.__table__)
 _TIME_BLOCKS = cast(Table, LogTimeBlock.__table__)
-TIME_BLOCK_BITS = 14  # log indices per time block: 16,384 (migration 0016)
+TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
 

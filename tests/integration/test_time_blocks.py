@@ -10,7 +10,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Engine, text
 
 from ledger.audit.trail import TrailQuery, TrailService
 from ledger.log import store as log_store
@@ -28,8 +28,8 @@ REGULATOR = Party(id="regulator", kind=PartyKind.REGULATOR, name="监管")
 def test_time_blocks_of_a_batch() -> None:
     hour = timedelta(hours=1)
     times = [T0 + 5 * hour, T0, T0 + 9 * hour, T0 + 2 * hour, T0 - hour]
-    # base 16,382: indices 16,382 and 16,383 in block 0, the rest in block 1
-    assert time_blocks(16_382, times) == {0: (T0, T0 + 5 * hour), 1: (T0 - hour, T0 + 9 * hour)}
+    # base 1,022: indices 1,022 and 1,023 in block 0, the rest in block 1
+    assert time_blocks(1_022, times) == {0: (T0, T0 + 5 * hour), 1: (T0 - hour, T0 + 9 * hour)}
     assert time_blocks(0, []) == {}
 
 
@@ -124,50 +124,78 @@ def test_windows_find_exactly_the_entries_in_them(db_url: str, small_blocks: int
     store.close()
 
 
+def _insert_entries(engine: Engine, times: dict[int, datetime]) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO log_entries (idx, event_id, kind, time, request_hash, entry) "
+                "VALUES (:idx, :event_id, 'access', :time, :hash, :entry)"
+            ),
+            [
+                {
+                    "idx": i,
+                    "event_id": f"e-{i}",
+                    "time": moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+                    if engine.dialect.name == "sqlite"
+                    else moment,
+                    "hash": bytes(32),
+                    "entry": b"{}",
+                }
+                for i, moment in times.items()
+            ],
+        )
+
+
+def _spans(times: dict[int, datetime], bits: int) -> dict[int, tuple[datetime, datetime]]:
+    spans: dict[int, list[datetime]] = {}
+    for i, moment in times.items():
+        spans.setdefault(i >> bits, []).append(moment)
+    return {b: (min(ts), max(ts)) for b, ts in spans.items()}
+
+
+def _tables(engine: Engine) -> set[str]:
+    sql = (
+        "SELECT name FROM sqlite_master"
+        if engine.dialect.name == "sqlite"
+        else "SELECT tablename FROM pg_tables"
+    )
+    with engine.connect() as conn:
+        return {r[0] for r in conn.execute(text(sql))}
+
+
+INDICES = [0, 1, 5, 1_023, 1_024, 5_000, 16_383, 16_384, 16_390, 40_000, 40_001]
+
+
 def test_0016_fills_the_blocks_of_an_existing_log(db_url: str) -> None:
     engine = make_engine(db_url)
     rng = random.Random(0)
-    indices = [0, 1, 5, 16_383, 16_384, 16_390, 40_000, 40_001]
-    times = {i: T0 + timedelta(minutes=rng.randrange(10_000)) for i in indices}
+    times = {i: T0 + timedelta(minutes=rng.randrange(10_000)) for i in INDICES}
     try:
         alembic_to(engine, "0015")
-        with engine.begin() as conn:
-            conn.execute(
-                text(
-                    "INSERT INTO log_entries (idx, event_id, kind, time, request_hash, entry) "
-                    "VALUES (:idx, :event_id, 'access', :time, :hash, :entry)"
-                ),
-                [
-                    {
-                        "idx": i,
-                        "event_id": f"e-{i}",
-                        "time": times[i].strftime("%Y-%m-%d %H:%M:%S.%f")
-                        if engine.dialect.name == "sqlite"
-                        else times[i],
-                        "hash": bytes(32),
-                        "entry": b"{}",
-                    }
-                    for i in indices
-                ],
-            )
+        _insert_entries(engine, times)
         alembic_to(engine, "0016")
         store = Store(str(engine.url.render_as_string(hide_password=False)))
-        spans: dict[int, list[datetime]] = {}
-        for i in indices:
-            spans.setdefault(i >> 14, []).append(times[i])
-        assert _blocks(store) == {b: (min(ts), max(ts)) for b, ts in spans.items()}
+        assert _blocks(store) == _spans(times, 14)
         store.close()
         alembic_to(engine, "0015", down=True)
-        with engine.connect() as conn:
-            assert "log_time_blocks" not in {
-                r[0]
-                for r in conn.execute(
-                    text(
-                        "SELECT name FROM sqlite_master"
-                        if engine.dialect.name == "sqlite"
-                        else "SELECT tablename FROM pg_tables"
-                    )
-                )
-            }
+        assert "log_time_blocks" not in _tables(engine)
+    finally:
+        engine.dispose()
+
+
+def test_0018_cuts_the_blocks_finer_and_back(db_url: str) -> None:
+    engine = make_engine(db_url)
+    rng = random.Random(1)
+    times = {i: T0 + timedelta(minutes=rng.randrange(10_000)) for i in INDICES}
+    try:
+        alembic_to(engine, "0017")
+        _insert_entries(engine, times)
+        alembic_to(engine, "0018")
+        store = Store(str(engine.url.render_as_string(hide_password=False)))
+        assert log_store.TIME_BLOCK_BITS == 10
+        assert _blocks(store) == _spans(times, 10)
+        alembic_to(engine, "0017", down=True)
+        assert _blocks(store) == _spans(times, 14)
+        store.close()
     finally:
         engine.dispose()
