@@ -488,7 +488,9 @@ def naive_query(
 def _plan(store: Store, trail: TrailService, q: TrailQuery) -> str:
     """The database's plan for the trail query (which index it uses), abridged."""
     with store.read() as session:
-        stmt = trail._statement(q, q.limit + 1, trail._window(session, q), trail._tail(session, q))
+        used: list[Any] = []
+        trail._page(session, q, q.limit + 1, used=used)  # the plan the query took: its last statement
+        stmt = used[-1]
         compiled = stmt.compile(
             dialect=session.get_bind().dialect, compile_kwargs={"render_postcompile": True}
         )
