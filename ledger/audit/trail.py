@@ -223,7 +223,7 @@ class TrailService:
         if blocks is not None and not _narrow(q):
             used.append(self._statement(q, limit, blocks, tail))
             return session.execute(used[-1]).all()
-        if blocks is not None:
+        if blocks is not None and limit <= MAX_PAGE + 1:  # (an export's page is read by the sort plan)
             rows = self._walk_in_time(session, q, limit, used)
             if rows is not None:
                 return rows
@@ -260,9 +260,9 @@ class TrailService:
                 )
             )
             if reach is not None:
-                end = (
-                    (int(reach) + 1) << bits if q.before is None else min((int(reach) + 1) << bits, q.before)
-                )
+                end = (int(reach) + 1) << bits
+                if q.before is not None:
+                    end = min(end, q.before)
                 older = replace(q, until=last_time + timedelta(microseconds=1), before=None)
                 late = self._indices(older, None, 1, (low + 1, end), None, driver)
                 if session.execute(late).first() is not None:

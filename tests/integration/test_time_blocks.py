@@ -4,6 +4,8 @@ late and out-of-order events included — on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import csv
+import io
 import random
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,7 +16,7 @@ import pytest
 from sqlalchemy import Engine, text
 
 from ledger.audit import trail as trail_module
-from ledger.audit.trail import TrailQuery, TrailService
+from ledger.audit.trail import MAX_EXPORT, TrailQuery, TrailService
 from ledger.log import store as log_store
 from ledger.log.events import AccessMode, EventKind
 from ledger.log.store import LogStore, NewEntry, time_blocks
@@ -143,6 +145,10 @@ def test_windows_find_exactly_the_entries_in_them(
                 if before is None:
                     break
             assert got == want, (since, until, extra)
+            exported = trail.export_csv(REGULATOR, replace(query, limit=MAX_EXPORT))
+            assert [
+                int(row["index"]) for row in csv.DictReader(io.StringIO(exported.lstrip("\ufeff")))
+            ] == want
     # A window before the log, or after it: no blocks, no entries.
     outside: list[tuple[datetime, datetime | None]] = [
         (T0 - timedelta(days=9), T0 - timedelta(days=8)),
