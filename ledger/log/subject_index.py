@@ -149,7 +149,7 @@ def _insert(session: Session, rows: list[tuple[bytes, int]]) -> None:
 
 @dataclass(frozen=True)
 class IndexPolicy:
-    interval: float = 1.0  # seconds between passes when nobody pokes the loop
+    interval: float = 2.0  # seconds between passes (SHARETRAIL_SUBJECT_INDEX_INTERVAL)
     max_backoff: float = 60.0
     batch: int = BATCH_ENTRIES
 
