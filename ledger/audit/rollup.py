@@ -63,7 +63,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from ledger.log.events import EventKind
-from ledger.log.leader import CursorLoop
+from ledger.log.leader import CursorLoop, cursor_at
 from ledger.store.db import Store
 from ledger.store.models import (
     LogEntry,
@@ -250,8 +250,7 @@ def snapshot(session: Session) -> None:
 
 def rollup_cursor(session: Session) -> int | None:
     """Every log entry below this index is in the rollups (None: no cursor row — nothing is)."""
-    at = session.scalar(select(StatRollupCursor.next_index).where(StatRollupCursor.id == CURSOR_ID))
-    return None if at is None else int(at)
+    return cursor_at(session, StatRollupCursor, CURSOR_ID)
 
 
 def rolled_exchanges(session: Session, scope: ExchangeScope) -> ExchangeCounts:

@@ -230,15 +230,10 @@ class CursorLoop(LeaderLoop):
     def restart(self, session: Session) -> None:
         """The cursor row is gone (removed by hand): make the derived data fit a cursor of 0."""
 
-    def cursor(self, session: Session) -> int:
-        model = self.cursor_model
-        at = session.scalar(select(model.next_index).where(model.id == self.cursor_id))
-        return int(at or 0)
-
     def status(self) -> tuple[int, int]:
         """(the cursor, the log's size): how far behind the log this is."""
         with self.store.read() as session:
-            return self.cursor(session), log_size(session)
+            return cursor_at(session, self.cursor_model, self.cursor_id) or 0, log_size(session)
 
     def process(self, *, batch: int | None = None) -> int:
         """Process the next chunk and move the cursor, in one transaction. Returns how many log
@@ -276,6 +271,12 @@ class CursorLoop(LeaderLoop):
     def tick(self, *, retrying: bool) -> None:
         while not self._stop.is_set() and self.process() > 0:
             pass
+
+
+def cursor_at(session: Session, model: Any, cursor_id: int) -> int | None:
+    """A cursor row's ``next_index`` (None: no row)."""
+    at = session.scalar(select(model.next_index).where(model.id == cursor_id))
+    return None if at is None else int(at)
 
 
 def log_size(session: Session) -> int:

@@ -136,7 +136,12 @@ _ENTRY_COLUMNS = (
 
 
 def _bulk_insert(
-    conn: Connection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    conn: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    skip_existing: bool = False,
 ) -> None:
     """Insert ``rows`` (tuples in ``columns`` order) into ``table``: the append path's writes.
 
@@ -146,9 +151,11 @@ def _bulk_insert(
     docs/benchmarks.md, the simulate section) — each value through its column type's bind
     processor for this dialect (the ``time`` column's text form is SQLAlchemy's own, so the ORM
     reads back what it would have written). Other databases take Core's batched multi-row
-    ``INSERT`` (``insertmanyvalues``)."""
+    ``INSERT`` (``insertmanyvalues``). ``skip_existing`` leaves a row whose key is already there as
+    it is (``INSERT OR IGNORE`` / ``ON CONFLICT DO NOTHING``)."""
     if conn.dialect.name != "sqlite":
-        conn.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        stmt = postgresql_insert(table).on_conflict_do_nothing() if skip_existing else insert(table)
+        conn.execute(stmt, [dict(zip(columns, row, strict=True)) for row in rows])
         return
     dialect = conn.dialect
     converters = [
@@ -165,14 +172,16 @@ def _bulk_insert(
             converted.append(tuple(values))
         rows = converted
     marks = ", ".join("?" * len(columns))
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
+    verb = "INSERT OR IGNORE" if skip_existing else "INSERT"
+    conn.exec_driver_sql(f"{verb} INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
 
 
-def _insert_subjects(conn: Connection, rows: list[tuple[bytes, int]]) -> None:
-    """Index the subjects of appended entries: ``(keyed hash, log index)`` rows, sorted, so they
-    reach the primary-key B-tree in its own order."""
+def insert_subjects(conn: Connection, rows: list[tuple[bytes, int]], *, skip_existing: bool = False) -> None:
+    """Index data subjects: ``(keyed hash, log index)`` rows, sorted, so they reach the
+    primary-key B-tree in its own order (the append's for a large access; the subject indexer's,
+    which ``skip_existing``)."""
     rows.sort()
-    _bulk_insert(conn, _SUBJECTS, ("subject_hash", "idx"), rows)
+    _bulk_insert(conn, _SUBJECTS, ("subject_hash", "idx"), rows, skip_existing=skip_existing)
 
 
 def time_blocks(base: int, times: Sequence[datetime]) -> dict[int, tuple[datetime, datetime]]:
@@ -319,7 +328,7 @@ class LogStore:
                         for h in set(entries[i].subjects or ())
                     ]
                     if subjects:
-                        _insert_subjects(conn, subjects)
+                        insert_subjects(conn, subjects)
                     _bulk_insert(conn, _NODES, ("id", "hash"), [(node_key(n), h) for n, h in nodes])
                     onchain = [
                         {"idx": base + n, "leaf_hash": leaves[n]}

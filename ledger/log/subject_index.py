@@ -37,14 +37,14 @@ import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import LargeBinary, Table, func, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy import LargeBinary, func, literal, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import StoreError
-from ledger.log.leader import CursorLoop, log_size
+from ledger.log.leader import CursorLoop, cursor_at, log_size
+from ledger.log.store import insert_subjects
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, LogSubject, SubjectIndexCursor
 
@@ -58,7 +58,6 @@ BATCH_ROWS = 200_000  # subject rows per indexer transaction, about (a chunk end
 _SUBJECT = re.compile(r"0x[0-9a-f]{64}")
 _SUBJECTS = re.compile(r"(?:0x[0-9a-f]{64})+")
 _MARK = b'"subjects":'
-_TABLE = cast(Table, LogSubject.__table__)
 
 
 def subjects_of(event: Mapping[str, Any]) -> set[str]:
@@ -90,8 +89,7 @@ def entry_subjects(entry: bytes) -> set[str]:
 
 def index_cursor(session: Session) -> int:
     """Every entry below this index has its inline subjects in ``log_subjects``."""
-    at = session.scalar(select(SubjectIndexCursor.next_index).where(SubjectIndexCursor.id == CURSOR_ID))
-    return int(at or 0)
+    return cursor_at(session, SubjectIndexCursor, CURSOR_ID) or 0
 
 
 @dataclass(frozen=True)
@@ -132,21 +130,6 @@ def subject_tail(session: Session, subject: bytes) -> SubjectTail:
     return SubjectTail(cursor, sorted(found))
 
 
-def _insert(session: Session, rows: list[tuple[bytes, int]]) -> None:
-    """Add index rows, sorted into the B-tree's own order; a row already there (an append wrote it)
-    is left as it is."""
-    rows.sort()
-    conn = session.connection()
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("INSERT OR IGNORE INTO log_subjects (subject_hash, idx) VALUES (?, ?)", rows)
-        return
-    for start in range(0, len(rows), 10_000):
-        conn.execute(
-            pg_insert(_TABLE).on_conflict_do_nothing(),
-            [{"subject_hash": h, "idx": i} for h, i in rows[start : start + 10_000]],
-        )
-
-
 @dataclass(frozen=True)
 class IndexPolicy:
     interval: float = 2.0  # seconds between passes (SHARETRAIL_SUBJECT_INDEX_INTERVAL)
@@ -185,8 +168,8 @@ class SubjectIndexer(CursorLoop):
                 end = int(idx) + 1
                 break
         entries.close()
-        if rows:
-            _insert(session, rows)
+        if rows:  # a row the append wrote (a large access) stays as it is
+            insert_subjects(session.connection(), rows, skip_existing=True)
         return end
 
     def restart(self, session: Session) -> None:
