@@ -157,6 +157,9 @@ def simulate(
     sqlite_cache_mib: Annotated[
         int, typer.Option(min=2, help="SQLite page cache per connection, MiB (allocated as used)")
     ] = SIM_SQLITE_CACHE_MIB,
+    defer_indexes: Annotated[
+        bool, typer.Option(help="build the log's trail indexes once after the events, as an import does")
+    ] = True,
 ) -> None:
     """A synthetic city through the real services, anchored and verified; exit 1 unless intact.
 
@@ -179,7 +182,12 @@ def simulate(
     target = data_dir or default_data_dir(seed)
     typer.echo(f"simulating {size} in {target.resolve()}")
     options = SimOptions(
-        scale=size, data_dir=target, db_url=db_url, seed=seed, sqlite_cache_mib=sqlite_cache_mib
+        scale=size,
+        data_dir=target,
+        db_url=db_url,
+        seed=seed,
+        sqlite_cache_mib=sqlite_cache_mib,
+        defer_indexes=defer_indexes,
     )
     try:
         report = run_simulation(options, console=Console(stderr=True))

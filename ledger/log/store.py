@@ -21,6 +21,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -28,11 +29,11 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ledger.canonical import canonical_json
-from ledger.errors import Conflict, InvalidInput, NotFound
+from ledger.errors import Conflict, InvalidInput, NotFound, StoreError
 from ledger.log import layout, merkle
 from ledger.store.db import Store
 from ledger.store.models import (
@@ -52,6 +53,10 @@ _NODES = cast(Table, LogNode.__table__)
 _LEAF_RECORDS = cast(Table, LeafRecord.__table__)
 _HEAD = cast(Table, LogHead.__table__)
 _TIME_BLOCKS = cast(Table, LogTimeBlock.__table__)
+# Leading columns of the indexes LogStore.bulk_load leaves out: one insertion point per resource,
+# accessor, provider or grant. The others (time; kind, purpose: a few values, then the log's order)
+# take each entry near their right edge, so they cost an append little and are kept.
+_SCATTERED_BY = frozenset({"accessor", "provider", "resource", "grant_ref"})
 TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
@@ -347,6 +352,37 @@ class LogStore:
             raise Conflict("concurrent append of the same event_id; retry", code="event_id_race") from exc
         order = {eid: n for n, eid in enumerate(ids)}
         return sorted(results, key=lambda r: order[r.event_id])
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Append a large import faster: the trail's indexes of ``log_entries`` that scatter an
+        append (led by the resource, accessor, provider or grant) are dropped for the duration and
+        each built once, by one sort, at the end.
+
+        Appended one batch at a time, an entry is an insert at one of thousands of insertion points
+        in each of those seven B-trees, and each commit rewrites every index page it touched; at a
+        city's scale that, not the log, is most of an append's cost (docs/benchmarks.md, the
+        Guiyang replay: ~90–107 µs an event with them, ~46 µs without). Nothing else changes
+        inside: each append is the same durable transaction, with its tree nodes, the ``event_id``
+        uniqueness (a constraint, kept), the head and the indexes led by the time, the kind or the
+        purpose; proofs, anchors and verify read by log index. Trail queries by party, resource or
+        grant scan meanwhile — slow, still exact. The indexes are built whether the block ends
+        normally or not, and if the process dies inside, the next ``Store.migrate`` (every start)
+        builds them before anything reads the log."""
+        indexes = sorted(
+            (ix for ix in _ENTRIES.indexes if next(iter(ix.columns)).name in _SCATTERED_BY),
+            key=lambda ix: str(ix.name),
+        )
+        try:
+            with self.store.engine.begin() as conn:
+                for index in indexes:
+                    index.drop(conn, checkfirst=True)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"dropping the log's indexes for a bulk load failed: {exc}") from exc
+        try:
+            yield
+        finally:
+            self.store.ensure_indexes()
 
     # -- reads ----------------------------------------------------------------------------------
     def size(self) -> int:

@@ -11,7 +11,10 @@ Phases, each timed and shown with a progress bar:
 5. *events* — access events drawn, validated and encoded by :mod:`ledger.sim.feed` (in a second
    process, so the second core does that work) and appended through the log's bulk path,
    ``LogService.record_prepared_events`` as the operator, 10,000 per transaction, with an anchor
-   every ``anchor_every`` events as the anchoring loop would do;
+   every ``anchor_every`` events as the anchoring loop would do — inside ``LogStore.bulk_load``
+   (unless ``defer_indexes`` is off): the trail's indexes of ``log_entries`` are left out while the
+   events are appended and
+5a. *trail indexes* — built once at the end, one sort each, as a database import does;
 6. *subject index* — ``SubjectIndexer`` catches up: the data subjects the events name, indexed in
    large sorted batches (the service runs it in the background, off the append);
 7. *anchor* — ``Anchorer.anchor_once`` until nothing pends (this phase also counts the anchors of 5);
@@ -82,6 +85,9 @@ class SimOptions:
     # SQLite's page cache per connection (SHARETRAIL_SQLITE_CACHE_MIB): a city's log touches GBs of
     # index pages, which the server's default (256 MiB) would read back from the OS again and again.
     sqlite_cache_mib: int = 4096
+    # Append the events inside LogStore.bulk_load (the trail's indexes built once afterwards): the
+    # city is an import into a fresh ledger, which nothing queries until it is done.
+    defer_indexes: bool = True
 
 
 def default_data_dir(seed: int, now: datetime | None = None) -> Path:
@@ -336,7 +342,19 @@ class Simulation:
         self.parties()
         self.catalog_items()
         self.share_requests()
-        self.events()
+        if self.options.defer_indexes:
+            with self.ledger.log.log.bulk_load():
+                self.events()
+                started = time.perf_counter()
+                task = self.progress.add_task("indexes", total=1)
+            # bulk_load's exit has built the indexes
+            self.progress.update(task, completed=1)
+            size = self.ledger.log.log.size()
+            phase = Phase("trail indexes (built after the events)", size, "entries", 0, city.GUIYANG_EVENTS)
+            phase.seconds = time.perf_counter() - started
+            self.report.phases.append(phase)
+        else:
+            self.events()
         self.subject_index()
         self.anchor()
         self.verify_all()

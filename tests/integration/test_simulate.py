@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from rich.console import Console
 from sqlalchemy import func, select
 from typer.testing import CliRunner
@@ -27,7 +29,7 @@ from ledger.settings import Settings
 from ledger.sim.city import STATISTICS_BUREAU, Scale
 from ledger.sim.run import SimOptions, simulate
 from ledger.sim.skew import is_office_hours
-from ledger.store.models import LogEntry, Party, Resource, ShareRequest
+from ledger.store.models import Base, LogEntry, Party, Resource, ShareRequest
 from ledger.types import PartyKind, RequestStatus
 
 TINY = ["--departments", "3", "--resources", "5", "--grants", "3", "--events", "3000", "--seed", "7"]
@@ -38,6 +40,7 @@ def test_simulate_tiny_city_is_skewed_anchored_and_intact(tmp_path: Path, db_url
     result = CliRunner().invoke(app, ["simulate", *TINY, "--data-dir", str(data_dir), "--db-url", db_url])
     assert result.exit_code == 0, result.output
     assert "verify: INTACT" in result.stdout
+    assert "trail indexes" in result.stdout  # the default: an import
 
     with Ledger.open(Settings(data_dir=data_dir, db_url=db_url)) as ledger, ledger.store.read() as session:
         kinds = dict(session.execute(select(Party.kind, func.count()).group_by(Party.kind)).all())
@@ -82,6 +85,9 @@ def test_simulate_tiny_city_is_skewed_anchored_and_intact(tmp_path: Path, db_url
         assert workflow > 0 and size == 3000 + workflow  # + requests, decisions, grants
         checkpoint = ledger.log.log.latest_checkpoint()
         assert checkpoint is not None and checkpoint.size == size  # everything anchored
+        # the trail's indexes the events were appended without are all there again
+        diff = compare_metadata(MigrationContext.configure(session.connection()), Base.metadata)
+        assert diff == []
 
     with Ledger.open(Settings(data_dir=data_dir, db_url=db_url)) as ledger:
         report = verify(ledger.store, ledger.chain, ledger.contracts["Anchor"])
@@ -113,12 +119,14 @@ def test_simulate_with_the_producer_process_is_intact(tmp_path: Path) -> None:
         batch=1000,
         anchor_every=1000,
         producer_process=True,
+        defer_indexes=False,  # appended with every index in place: the same city, no index phase
     )
     with (tmp_path / "progress.txt").open("w") as sink:
         report = simulate(options, console=Console(file=sink))
     assert report.intact
     events = next(p for p in report.phases if p.unit == "events")
     assert events.count == 2500 and "2nd process" in events.name
+    assert not [p for p in report.phases if "indexes" in p.name]
     assert report.skew.events == 2500 and sum(report.skew.by_accessor.values()) == 2500
     assert report.counts["log entries: access"] + report.counts["log entries: denied"] == 2500
     assert report.counts["anchored size"] == report.counts["log size"]
