@@ -47,6 +47,7 @@ __all__ = [
     "leaf_hash",
     "node_hash",
     "perfect_nodes_for_range",
+    "perfect_subtree",
     "plan_nodes",
     "root",
     "root_plan",
@@ -412,6 +413,24 @@ def inclusion_path(index: int, size: int) -> tuple[list[NodeId], int, int]:
         k >>= 1
         level += 1
     return nodes, at, start
+
+
+def perfect_subtree(index: int, size: int) -> tuple[int, int]:
+    """``(start, height)`` of the perfect subtree of ``D[size]`` that holds leaf ``index``.
+
+    RFC 9162's tree over ``size`` leaves is the perfect subtrees of ``size``'s binary digits,
+    largest first, joined along the right border. Every leaf of one of them has the same proof
+    above it: :func:`inclusion_path` of the leaf is the ``height`` siblings ``(level, (index >>
+    level) ^ 1)`` inside the subtree, then what :func:`inclusion_path` gives ``start`` past its
+    first ``height`` elements."""
+    _check_index(index, size)
+    start, rest = 0, size
+    while True:
+        height = rest.bit_length() - 1
+        if index < start + (1 << height):
+            return start, height
+        start += 1 << height
+        rest -= 1 << height
 
 
 def consistency_proof_plan(size1: int, size2: int) -> Plan:

@@ -18,12 +18,13 @@ Proofs name at most 2·log2(n) perfect nodes (``merkle.inclusion_path``,
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
@@ -226,34 +227,43 @@ def _split(frontier: bytes) -> list[bytes]:
 
 
 class NodeCache:
-    """A bounded LRU of tree node hashes by node id. A perfect-subtree hash never changes once
-    written (the tables are insert-only), so entries need no invalidation — only a size bound."""
+    """A bounded cache of tree node hashes by node id. A perfect-subtree hash never changes once
+    written (the tables are insert-only), so entries need no invalidation — only a size bound.
+
+    Reads are plain ``dict`` lookups, without a lock (CPython's dict is safe to read while another
+    thread writes) and without LRU bookkeeping: a proof reads ~20 nodes, and moving each to the end
+    of an ordered dict under a lock cost as much as the rest of a warm proof. When full, the
+    oldest tenth of the entries is dropped (first in, first out): a hot upper node that goes is
+    read back once."""
 
     def __init__(self, capacity: int = 500_000) -> None:
         self.capacity = capacity
-        self._data: OrderedDict[merkle.NodeId, bytes] = OrderedDict()
-        self._lock = threading.Lock()
+        self.data: dict[merkle.NodeId, bytes] = {}
+        self._lock = threading.Lock()  # writers only: eviction iterates the dict
 
     def get_many(
         self, keys: Sequence[merkle.NodeId]
     ) -> tuple[dict[merkle.NodeId, bytes], list[merkle.NodeId]]:
         found: dict[merkle.NodeId, bytes] = {}
         missing: list[merkle.NodeId] = []
-        with self._lock:
-            for key in keys:
-                value = self._data.get(key)
-                if value is None:
-                    missing.append(key)
-                else:
-                    self._data.move_to_end(key)
-                    found[key] = value
+        get = self.data.get
+        for key in keys:
+            value = get(key)
+            if value is None:
+                missing.append(key)
+            else:
+                found[key] = value
         return found, missing
 
     def put_many(self, items: Mapping[merkle.NodeId, bytes]) -> None:
         with self._lock:
-            self._data.update(items)
-            while len(self._data) > self.capacity:
-                self._data.popitem(last=False)
+            data = self.data
+            data.update(items)
+            excess = len(data) - self.capacity
+            if excess > 0:
+                drop = list(islice(iter(data), excess + self.capacity // 10))
+                for key in drop:
+                    del data[key]
 
 
 class LogStore:
@@ -262,6 +272,8 @@ class LogStore:
         self.cache = NodeCache(cache_nodes)
         # MTH of the right-border ranges proofs and roots need, by (start, end): immutable too.
         self._ranges: dict[tuple[int, int], bytes] = {}
+        # The proof elements above each perfect subtree, by (its start, tree size): immutable too.
+        self._upper: dict[tuple[int, int], list[bytes]] = {}
         self._known_size = 0  # the log only grows: a size seen once stays valid
 
     # -- append ---------------------------------------------------------------------------------
@@ -405,15 +417,26 @@ class LogStore:
             )
 
     def nodes(self, ids: Sequence[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-        """Node hashes by id: from the immutable-node cache, the rest in one primary-key query."""
+        """Node hashes by id: from the immutable-node cache, the rest in one primary-key query
+        (on SQLite through the thread's raw reader: nodes never change, so no transaction)."""
         found, missing = self.cache.get_many(ids)
         if missing:
             keys = sorted({node_key(n) for n in missing})
             fetched: dict[merkle.NodeId, bytes] = {}
-            with self.store.read_core() as conn:
-                for start in range(0, len(keys), 500):
-                    rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
-                    fetched.update((key_node(int(key)), bytes(value)) for key, value in rows)
+            raw = self.store.raw_reader()
+            if raw is not None:
+                try:
+                    for start in range(0, len(keys), 500):
+                        part = keys[start : start + 500]
+                        sql = f"SELECT id, hash FROM log_nodes WHERE id IN ({','.join('?' * len(part))})"
+                        fetched.update((key_node(key), value) for key, value in raw.execute(sql, part))
+                except sqlite3.Error as exc:
+                    raise StoreError(f"database unavailable: {exc}") from exc
+            else:
+                with self.store.read_core() as conn:
+                    for start in range(0, len(keys), 500):
+                        rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
+                        fetched.update((key_node(int(key)), bytes(value)) for key, value in rows)
             self.cache.put_many(fetched)
             found.update(fetched)
         return found
@@ -435,38 +458,62 @@ class LogStore:
         self._check_size(tree_size)
         return self._range_root(0, tree_size)
 
-    def _assemble(
-        self, path: tuple[list[merkle.NodeId], int, int], size: int, found: Mapping[merkle.NodeId, bytes]
-    ) -> list[bytes]:
-        nodes, at, start = path
-        try:
-            proof = [found[n] for n in nodes]
-        except KeyError as exc:
-            raise merkle.MissingNodeError(exc.args[0]) from None
-        if at >= 0:
-            proof.insert(at, self._range_root(start, size))
-        return proof
+    def _above(self, start: int, height: int, size: int) -> list[bytes]:
+        """The proof elements above the perfect subtree ``[start, start + 2^height)`` of
+        ``D[size]`` — the same for each of its leaves (:func:`merkle.perfect_subtree`); memoised."""
+        key = (start, size)
+        value = self._upper.get(key)
+        if value is None:
+            nodes, at, range_start = merkle.inclusion_path(start, size)
+            upper = nodes[height:]  # the first ``height`` are the siblings inside the subtree
+            found = self.nodes(upper)
+            try:
+                value = [found[n] for n in upper]
+            except KeyError as exc:
+                raise merkle.MissingNodeError(exc.args[0]) from None
+            if at >= 0:
+                value.insert(at - height, self._range_root(range_start, size))
+            if len(self._upper) >= 4096:
+                self._upper.clear()
+            self._upper[key] = value
+        return value
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         return self.leaf_and_inclusion_proof(index, tree_size)[1]
 
     def leaf_and_inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
-        """The leaf hash and its proof, from one read (the leaf shares its tile with the proof's
-        lowest nodes)."""
+        """The leaf hash and its proof: the leaf and the siblings inside its perfect subtree from
+        the node cache or one read (they share the leaf's tile), the rest memoised per subtree."""
         self._check_size(tree_size)
-        path = merkle.inclusion_path(index, tree_size)
-        found = self.nodes([(0, index), *path[0]])
-        if (0, index) not in found:
-            raise NotFound(f"no log entry at index {index}", code="entry_not_found")
-        return found[(0, index)], self._assemble(path, tree_size, found)
+        start, height = merkle.perfect_subtree(index, tree_size)
+        wanted = [(level, (index >> level) ^ 1) for level in range(height)]
+        wanted.append((0, index))
+        get = self.cache.data.get
+        lower = [get(n) for n in wanted]
+        if None in lower:
+            found = self.nodes(wanted)
+            lower = [found.get(n) for n in wanted]
+            if lower[-1] is None:
+                raise NotFound(f"no log entry at index {index}", code="entry_not_found")
+            if None in lower:
+                raise merkle.MissingNodeError(wanted[lower.index(None)])
+        leaf = cast(bytes, lower.pop())
+        return leaf, cast(list[bytes], lower) + self._above(start, height, tree_size)
 
     def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
-        """Many inclusion proofs against one tree size with one read of the nodes they share
-        (audit exports, bundles for a data subject): the upper levels are fetched once."""
+        """Many inclusion proofs against one tree size with one read of the nodes they need (audit
+        exports, bundles for a data subject); the parts above each perfect subtree are shared."""
         self._check_size(tree_size)
-        paths = [merkle.inclusion_path(index, tree_size) for index in indices]
-        found = self.nodes([node for path in paths for node in path[0]])
-        return [self._assemble(path, tree_size, found) for path in paths]
+        places = [(index, *merkle.perfect_subtree(index, tree_size)) for index in indices]
+        found = self.nodes([(level, (i >> level) ^ 1) for i, _, height in places for level in range(height)])
+        try:
+            return [
+                [found[(level, (i >> level) ^ 1)] for level in range(height)]
+                + self._above(start, height, tree_size)
+                for i, start, height in places
+            ]
+        except KeyError as exc:
+            raise merkle.MissingNodeError(exc.args[0]) from None
 
     def consistency_proof(self, first: int, second: int) -> list[bytes]:
         self._check_size(second)

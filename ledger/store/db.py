@@ -8,6 +8,8 @@ applied on every start (idempotent).
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,6 +126,12 @@ class Store:
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = self.engine.execution_options(sharetrail_readonly=True)
         self._readers = sessionmaker(self._read_engine, expire_on_commit=False)
+        url_ = make_url(url)
+        file_db = url_.get_backend_name() == "sqlite" and url_.database not in (None, "", ":memory:")
+        self._sqlite_path = url_.database if file_db and not url_.query.get("uri") else None
+        self._local = threading.local()
+        self._raw: list[sqlite3.Connection] = []
+        self._raw_lock = threading.Lock()
 
     @property
     def dialect(self) -> str:
@@ -180,5 +188,38 @@ class Store:
         except OperationalError as exc:
             raise StoreError(f"database unavailable: {exc.orig}") from exc
 
+    def raw_reader(self) -> sqlite3.Connection | None:
+        """This thread's own read-only SQLite connection, outside SQLAlchemy's pool and
+        transactions; None unless the store is an SQLite file.
+
+        For point reads of immutable rows (the Merkle log's nodes, which are written once and never
+        change): each statement is its own read snapshot, and a cold inclusion proof then costs
+        one SQLite statement instead of a pooled connection's checkout, ``BEGIN``, query and
+        rollback through the engine — three quarters of its time before (docs/benchmarks.md, the
+        log section). Closed by :meth:`close`."""
+        if self._sqlite_path is None:
+            return None
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self._sqlite_path,
+                    timeout=sqlite_timeout(self.url),
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA query_only=1")
+            except sqlite3.Error as exc:
+                raise StoreError(f"database unavailable: {exc}") from exc
+            with self._raw_lock:
+                self._raw.append(conn)
+            self._local.conn = conn
+        return conn
+
     def close(self) -> None:
+        with self._raw_lock:
+            for conn in self._raw:
+                conn.close()
+            self._raw.clear()
+        self._local = threading.local()
         self.engine.dispose()

@@ -3,6 +3,7 @@ transactional, idempotent, gap-free under concurrent writers, and append-only by
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -40,12 +41,15 @@ def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
         log.append([_entry(i) for i in range(total, size)])
         total = size
     leaves = [merkle.leaf_hash(canonical_json({"n": i, "tag": "e"})) for i in range(total)]
+    cold = LogStore(log.store)  # each size's proofs from an empty node cache, then warm
     for size in sizes:
         assert log.root(size) == ref.mth(leaves[:size])
-        for index in {0, size // 2, size - 1}:
+        for index in range(size):
             proof = log.inclusion_proof(index, size)
             assert proof == ref.inclusion_proof(index, size, leaves)
             merkle.verify_inclusion(leaves[index], index, size, proof, ref.mth(leaves[:size]))
+            assert cold.leaf_and_inclusion_proof(index, size) == (leaves[index], proof)
+        cold = LogStore(log.store)
     indices = [0, 5, 64, 128, 77]
     assert log.inclusion_proofs(indices, total) == [ref.inclusion_proof(i, total, leaves) for i in indices]
     for first in (1, 3, 8, 64, 100):
@@ -105,3 +109,37 @@ def test_log_rows_are_append_only(log: LogStore) -> None:
         with pytest.raises(DBAPIError, match="append-only"), log.store.engine.begin() as conn:
             conn.execute(text(statement))
     assert log.size() == 1 and len(log.entries(0, 1)) == 1
+
+
+def test_node_reads_see_every_later_append(log: LogStore) -> None:
+    """SQLite serves node reads through the thread's raw reader (``Store.raw_reader``), outside any
+    transaction: each read sees what has committed since, never an old snapshot."""
+    raw = log.store.raw_reader()
+    assert (raw is not None) == (log.store.dialect == "sqlite")
+    reader = LogStore(log.store)
+    leaves: list[bytes] = []
+    for size in (1, 3, 9, 300):
+        log.append([_entry(i, "late") for i in range(len(leaves), size)])
+        leaves += [
+            merkle.leaf_hash(canonical_json({"n": i, "tag": "late"})) for i in range(len(leaves), size)
+        ]
+        assert reader.leaf_and_inclusion_proof(size - 1, size) == (
+            leaves[size - 1],
+            ref.inclusion_proof(size - 1, size, leaves),
+        )
+    assert log.store.raw_reader() is raw  # one per thread, reused
+    seen: list[object] = []
+    worker = threading.Thread(target=lambda: seen.append(log.store.raw_reader()))
+    worker.start()
+    worker.join()
+    assert raw is None or (seen[0] is not None and seen[0] is not raw)
+    log.store.close()
+    if raw is not None:
+        with pytest.raises(sqlite3.ProgrammingError):  # closed with the store
+            raw.execute("SELECT 1")
+
+
+def test_a_memory_database_has_no_raw_reader() -> None:
+    store = Store("sqlite://")
+    assert store.raw_reader() is None
+    store.close()

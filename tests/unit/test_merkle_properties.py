@@ -36,6 +36,7 @@ from ledger.log.merkle import (
     leaf_hash,
     node_hash,
     perfect_nodes_for_range,
+    perfect_subtree,
     plan_nodes,
     root,
     root_plan,
@@ -141,6 +142,21 @@ def test_inclusion_path_equals_the_plan_at_any_size(size: int, data: st.DataObje
     assert groups == inclusion_proof_plan(index, size)
 
 
+@given(size=st.integers(min_value=1, max_value=2**48), data=st.data())
+def test_a_perfect_subtree_shares_the_proof_above_it(size: int, data: st.DataObject) -> None:
+    """The store's warm proof: the siblings inside the leaf's perfect subtree, then the part above
+    it, which is the same for every leaf of that subtree."""
+    index = data.draw(st.integers(min_value=0, max_value=size - 1))
+    start, height = perfect_subtree(index, size)
+    assert start % (1 << height) == 0 and start <= index < start + (1 << height) <= size
+    assert size & (1 << height)  # one of size's binary digits
+    nodes, at, range_start = inclusion_path(index, size)
+    assert nodes[:height] == [(level, (index >> level) ^ 1) for level in range(height)]
+    above, above_at, above_start = inclusion_path(start, size)
+    assert (nodes[height:], at, range_start) == (above[height:], above_at, above_start)
+    assert at == -1 or at >= height
+
+
 def test_plans_exhaustively_for_small_trees() -> None:
     for size in range(1, 40):
         for index in range(size):
@@ -215,6 +231,8 @@ def test_assemble_reports_a_missing_node() -> None:
         (lambda: inclusion_proof_plan(-1, 5), "index_out_of_range"),
         (lambda: inclusion_path(5, 5), "index_out_of_range"),
         (lambda: inclusion_path(0, 0), "index_out_of_range"),
+        (lambda: perfect_subtree(5, 5), "index_out_of_range"),
+        (lambda: perfect_subtree(-1, 5), "index_out_of_range"),
         (lambda: consistency_proof_plan(0, 5), "invalid_sizes"),
         (lambda: consistency_proof_plan(6, 5), "invalid_sizes"),
         (lambda: root_plan(-1), "invalid_sizes"),
