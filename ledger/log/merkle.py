@@ -596,6 +596,29 @@ class CompactRange:
         new._hashes = tuple(stack)
         return out, new
 
+    def extend(self, leaf_hashes: Iterable[bytes]) -> CompactRange:
+        """The frontier after appending ``leaf_hashes``, without the completed nodes: what an
+        audit folding a whole log needs (``append`` builds two tuples per node it reports)."""
+        stack = list(self._hashes)
+        push, pop = stack.append, stack.pop
+        sha = _sha256
+        size = self._size
+        for h in leaf_hashes:
+            if len(h) != HASH_SIZE:
+                raise InvalidInput(
+                    f"leaf hash {size} is {len(h)} bytes, want {HASH_SIZE}", code="invalid_hash_length"
+                )
+            s = size
+            while s & 1:
+                h = sha(b"\x01" + pop() + h).digest()
+                s >>= 1
+            push(h)
+            size += 1
+        new = CompactRange.__new__(CompactRange)
+        new._size = size
+        new._hashes = tuple(stack)
+        return new
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, CompactRange):
             return NotImplemented

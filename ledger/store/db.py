@@ -137,6 +137,11 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def shareable(self) -> bool:
+        """Whether another process can open this database by its URL (not SQLite in memory)."""
+        return self.dialect != "sqlite" or self._sqlite_path is not None
+
     def migrate(self) -> None:
         migrate(self.engine)
         self.ensure_indexes()

@@ -285,6 +285,22 @@ def test_compact_range_appends_in_batches(batches: list[int]) -> None:
     assert dict(emitted) == expected
 
 
+@given(batches=st.lists(st.integers(min_value=0, max_value=70), max_size=6))
+def test_extend_is_append_without_the_nodes(batches: list[int]) -> None:
+    """The audit's fold (``extend``) reaches the frontier ``append`` does."""
+    appended = extended = CompactRange.empty()
+    at = 0
+    for n in batches:
+        chunk = LEAVES[at % N : at % N + n]
+        _, appended = appended.append(chunk)
+        extended = extended.extend(chunk)
+        at += n
+        assert extended == appended
+    with pytest.raises(InvalidInput) as info:
+        extended.extend([b"short"])
+    assert info.value.code == "invalid_hash_length"
+
+
 def test_compact_range_value_semantics() -> None:
     a = CompactRange.empty().append(LEAVES[:5])[1]
     b = CompactRange.empty().append(LEAVES[:3])[1].append(LEAVES[3:5])[1]
