@@ -90,19 +90,7 @@ def root(leaf_hashes: Iterable[bytes]) -> bytes:
     Same result as the recursive definition: the stack holds one perfect subtree per set bit of
     the count so far, and the final right-fold of the stack is the RFC's ragged right edge.
     """
-    stack: list[bytes] = []
-    push, pop = stack.append, stack.pop
-    for size, h in enumerate(leaf_hashes):
-        if len(h) != HASH_SIZE:
-            raise InvalidInput(
-                f"leaf hash {size} is {len(h)} bytes, want {HASH_SIZE}", code="invalid_hash_length"
-            )
-        s = size
-        while s & 1:
-            h = _sha256(b"\x01" + pop() + h).digest()
-            s >>= 1
-        push(h)
-    return _fold_hashes(stack)
+    return CompactRange.empty().extend(leaf_hashes).root()
 
 
 def _fold_hashes(hashes: Sequence[bytes]) -> bytes:
