@@ -26,6 +26,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from itertools import chain
+from typing import cast
 
 import rfc8785
 
@@ -65,6 +66,7 @@ def canonical_json(obj: object) -> bytes:
 _SAFE_INT = 2**53 - 1
 _PLAIN_SCALARS = frozenset({str, bool, type(None)})
 _NESTED = frozenset({dict, list, tuple})
+_STR = frozenset({str})
 
 
 def _plain(obj: object, depth: int) -> bool:
@@ -75,7 +77,10 @@ def _plain(obj: object, depth: int) -> bool:
 
 
 def _plain_keys(keys: Iterable[object]) -> bool:
-    return all(type(k) is str and k.isascii() for k in keys)
+    """Every key an exact ``str`` of ASCII only: the types collected in C, then one ``isascii``
+    of the keys joined (a generator over an entry's ~18 keys cost ~7 µs)."""
+    keys = tuple(keys)
+    return set(map(type, keys)) <= _STR and "".join(cast(tuple[str, ...], keys)).isascii()
 
 
 def _plain_level(values: list[object], depth: int) -> bool:

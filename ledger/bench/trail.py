@@ -270,9 +270,9 @@ def bulk_append(store: Store, entries: Sequence[NewEntry]) -> None:
     """``LogStore.append`` of ``entries`` with each entry's bytes from :func:`encode` rather than
     the canonicaliser's type walk (spot-checked against it). The unit test compares its tables row
     for row with a plain ``LogStore.append``'s."""
-    encoded = [encode(dict(e.event)) for e in entries]
+    encoded = [encode(dict(e.body())) for e in entries]
     for n in range(0, len(entries), 997):  # spot checks against the canonicaliser itself
-        if encoded[n] != canonical_json(dict(entries[n].event)):
+        if encoded[n] != canonical_json(dict(entries[n].body())):
             raise RuntimeError(f"the bulk encoding differs from canonical_json for {entries[n].event_id}")
     LogStore(store).append([replace(e, encoded=b) for e, b in zip(entries, encoded, strict=True)])
 

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
 from ledger.log.anchoring import Anchorer
-from ledger.log.events import AccessEvent, GatewayEntry
+from ledger.log.events import AccessEvent, EncodedEntry, GatewayEntry
 from ledger.log.note import NoteSigner
 from ledger.log.store import Appended, AppendGuard, LogStore, NewEntry
 from ledger.store.models import Party
@@ -66,7 +66,9 @@ class LogService:
             raise InvalidInput(f"at most {MAX_BATCH} events per batch", code="batch_too_large")
         return self._record_gateway(caller, [e.prepare() for e in events])
 
-    def record_prepared_events(self, caller: Party, events: Sequence[GatewayEntry]) -> list[Appended]:
+    def record_prepared_events(
+        self, caller: Party, events: Sequence[GatewayEntry | EncodedEntry]
+    ) -> list[Appended]:
         """In-process bulk recording (``sharetrail simulate``): events validated elsewhere — each made
         by :meth:`AccessEvent.prepare`, e.g. in a producer process — up to :data:`MAX_TRANSACTION`
         of them in one transaction. The same checks and the same log entries as
@@ -86,7 +88,7 @@ class LogService:
         if caller.kind is not PartyKind.OPERATOR:
             raise Forbidden("only the platform operator may record gateway events", code="forbidden_role")
 
-    def _record_gateway(self, caller: Party, events: Sequence[GatewayEntry]) -> list[Appended]:
+    def _record_gateway(self, caller: Party, events: Sequence[GatewayEntry | EncodedEntry]) -> list[Appended]:
         named = {e.accessor for e in events} | {e.provider for e in events if e.provider}
         with self.log.store.read() as session:
             known = set(session.scalars(select(Party.id).where(Party.id.in_(named))))
@@ -94,21 +96,32 @@ class LogService:
         if unknown:
             raise InvalidInput(f"unknown party id(s): {', '.join(unknown[:5])}", code="unknown_party")
         recorder, onchain = caller.id, self.onchain_levels
-        entries = [
-            NewEntry(
-                event_id=e.event_id,
-                kind=e.kind,
-                time=e.time,
-                event=e.leaf(recorded_by=recorder),
-                accessor=e.accessor,
-                resource=e.resource,
-                # request_hash defaults to the entry's own hash: the leaf is a function of the event
-                # and the recorder, so a retry of the same event by the same operator matches it.
-                onchain=e.level in onchain,
-                encoded=e.leaf_bytes_for(recorder),
+        entries = []
+        for e in events:
+            if isinstance(e, EncodedEntry):
+                if e.recorded_by != recorder:
+                    raise InvalidInput(
+                        f"event {e.event_id!r} was encoded for recorder {e.recorded_by!r}, not {recorder!r}",
+                        code="recorder_mismatch",
+                    )
+                event, encoded, trail = None, e.leaf, e.trail
+            else:
+                event, encoded, trail = e.leaf(recorded_by=recorder), None, None
+            # request_hash defaults to the entry's own hash: the leaf is a function of the event
+            # and the recorder, so a retry of the same event by the same operator matches it.
+            entries.append(
+                NewEntry(
+                    event_id=e.event_id,
+                    kind=e.kind,
+                    time=e.time,
+                    event=event,
+                    accessor=e.accessor,
+                    resource=e.resource,
+                    onchain=e.level in onchain,
+                    encoded=encoded,
+                    trail=trail,
+                )
             )
-            for e in events
-        ]
         return self.record(entries)
 
     def record(self, entries: Sequence[NewEntry], *, guard: AppendGuard | None = None) -> list[Appended]:

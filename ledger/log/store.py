@@ -18,6 +18,7 @@ Proofs name at most 2·log2(n) perfect nodes (``merkle.inclusion_path``,
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -36,6 +37,7 @@ from sqlalchemy.orm import Session
 from ledger.canonical import canonical_json
 from ledger.errors import Conflict, InvalidInput, NotFound, StoreError
 from ledger.log import layout, merkle
+from ledger.log.events import TrailColumns, trail_columns
 from ledger.store.db import Store
 from ledger.store.models import (
     Checkpoint,
@@ -79,7 +81,7 @@ class NewEntry:
     event_id: str
     kind: str
     time: datetime
-    event: Mapping[str, Any]
+    event: Mapping[str, Any] | None  # None only with both ``encoded`` and ``trail``
     accessor: str | None = None
     resource: str | None = None
     request_hash: bytes | None = None
@@ -90,6 +92,26 @@ class NewEntry:
     # ``canonical_json(event)`` when the caller already has it (encoded in another process by the
     # simulator's producer); the store encodes ``event`` itself otherwise.
     encoded: bytes | None = None
+    # ``trail_columns(event)`` when the caller already has them (with ``encoded``, from a producer
+    # that shipped no event object: ``ledger.log.events.EncodedEntry``).
+    trail: TrailColumns | None = None
+
+    def __post_init__(self) -> None:
+        if self.event is None and (self.encoded is None or self.trail is None):
+            raise ValueError("a NewEntry without its event needs both its encoded leaf and trail columns")
+
+    def body(self) -> Mapping[str, Any]:
+        """The JSON object of the leaf (decoded from ``encoded`` when no event was given)."""
+        if self.event is not None:
+            return self.event
+        return cast(Mapping[str, Any], json.loads(cast(bytes, self.encoded)))
+
+    def leaf(self) -> bytes:
+        """The canonical bytes of the leaf."""
+        return self.encoded if self.encoded is not None else canonical_json(dict(self.body()))
+
+    def trail_columns(self) -> TrailColumns:
+        return self.trail if self.trail is not None else trail_columns(self.body())
 
 
 @dataclass(frozen=True)
@@ -108,22 +130,6 @@ class StoredEntry:
 
 
 AppendGuard = Callable[[Session, Sequence[Appended]], None]
-
-
-def _trail_columns(event: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
-    """Indexed copies of the fields the regulator filters by (the canonical entry stays the
-    authority): provider, grant_ref, purpose and mode, in ``_ENTRY_COLUMNS`` order."""
-
-    def text(key: str, limit: int) -> str | None:
-        value = event.get(key)
-        return value[:limit] if isinstance(value, str) else None
-
-    return (
-        text("provider", 64),
-        text("grant", 80) or text("contract", 80),
-        text("purpose", 64),
-        text("mode", 16),
-    )
 
 
 # The append path's statements, built once: it runs for every access.
@@ -289,7 +295,7 @@ class LogStore:
         ids = [e.event_id for e in entries]
         if len(set(ids)) != len(ids):
             raise InvalidInput("a batch names the same event_id twice", code="duplicate_event_id")
-        encoded = [e.encoded or canonical_json(dict(e.event)) for e in entries]
+        encoded = [e.leaf() for e in entries]
         request_hashes = [
             e.request_hash or hashlib.sha256(b).digest() for e, b in zip(entries, encoded, strict=True)
         ]
@@ -334,7 +340,7 @@ class LogStore:
                                 e.time,
                                 request_hashes[i],
                                 encoded[i],
-                                *_trail_columns(e.event),
+                                *e.trail_columns(),
                             )
                         )
                     _bulk_insert(conn, _ENTRIES, _ENTRY_COLUMNS, rows)

@@ -1,12 +1,14 @@
 """The events phase's producer: draw the city's access events, validate each as an
 :class:`~ledger.log.events.AccessEvent` and reduce it to what the log appends
-(:class:`~ledger.log.events.GatewayEntry`), in batches — in a second process by default.
+(:class:`~ledger.log.events.GatewayEntry`; with the recorder named in the plan, its encoded leaf,
+:class:`~ledger.log.events.EncodedEntry`), in batches — in a second process by default.
 
 Why a second process: of an event's ~150 µs on one core, drawing (~10 µs), validating (~22 µs) and
 building the leaf (~10 µs) need nothing from the ledger, so the second core does them while the
 first appends (docs/benchmarks.md, "Guiyang replay"). Every event is still fully validated — only
 elsewhere; the process that appends trusts a :class:`GatewayEntry` because only
-:meth:`AccessEvent.prepare` makes one.
+:meth:`AccessEvent.prepare` makes one (and an :class:`EncodedEntry` because only
+:meth:`GatewayEntry.encoded` does).
 
 Deterministic: the events depend on the plan (the city, the ids the ledger gave its parties,
 items and grants, ``now``) and the random generator's state only, in one process or two
@@ -17,6 +19,7 @@ No I/O but the pipes to the producer process; the ledger is never touched here.
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import queue
@@ -35,7 +38,7 @@ from types import TracebackType
 from typing import Any, BinaryIO
 
 from ledger.errors import LedgerError
-from ledger.log.events import AccessEvent, EventKind, GatewayEntry
+from ledger.log.events import AccessEvent, EncodedEntry, EventKind, GatewayEntry
 from ledger.sim import city, skew
 
 GATEWAY = "gy-exchange-01"
@@ -94,14 +97,14 @@ class Producer:
     ) -> None:
         pass
 
-    def __iter__(self) -> Iterator[list[GatewayEntry]]:
+    def __iter__(self) -> Iterator[list[GatewayEntry | EncodedEntry]]:
         plan = self.plan
         rng = random.Random()
         rng.setstate(plan.rng_state)
         drafts = skew.draw_events(
             plan.model, plan.grant_terms, total=plan.total, now=plan.now, days=plan.days, rng=rng
         )
-        batch: list[GatewayEntry] = []
+        batch: list[GatewayEntry | EncodedEntry] = []
         for draft in drafts:
             batch.append(self.entry(draft))
             if len(batch) == plan.batch:
@@ -110,7 +113,7 @@ class Producer:
         if batch:
             yield batch
 
-    def entry(self, draft: skew.Draft) -> GatewayEntry:
+    def entry(self, draft: skew.Draft) -> GatewayEntry | EncodedEntry:
         """One draft as a validated event (and counted in :attr:`skew`)."""
         plan = self.plan
         item = plan.model.catalog[draft.resource]
@@ -209,7 +212,7 @@ class ProcessFeed:
         if child.stdout is not None:
             child.stdout.close()
 
-    def __iter__(self) -> Iterator[list[GatewayEntry]]:
+    def __iter__(self) -> Iterator[list[GatewayEntry | EncodedEntry]]:
         child = self._child
         if child is None or child.stdout is None:
             raise ProducerFailed("the event producer process was not started (use `with`)")
@@ -248,6 +251,11 @@ def serve(down: BinaryIO, up: BinaryIO) -> None:
 
     writer = threading.Thread(target=send, name="sharetrail-sim-feed-writer", daemon=True)
     writer.start()
+    # Young collections only, rarely: the producer allocates tens of containers an event and
+    # keeps none (46 against 53–77 µs an event with the default thresholds, full Guiyang catalog).
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
     try:
         producer = Producer(pickle.load(down))
         for batch in producer:

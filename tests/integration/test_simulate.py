@@ -193,6 +193,62 @@ def test_prepared_events_make_the_same_entries_as_a_gateway_batch(ledger: Ledger
     assert caught.value.code == "event_id_conflict"
 
 
+def test_encoded_events_make_the_same_entries_and_trail_columns(ledger: Ledger) -> None:
+    """The producer process's flat form (``GatewayEntry.encoded``) appends the very entries and
+    indexed trail columns a gateway batch makes, and retries of either match the other."""
+    operator, department = _parties(ledger)
+    plain, encoded = _events(department, 0, 8), _events(department, 8, 8)
+    recorded = ledger.log.record_gateway_events(operator, plain)
+    again = ledger.log.record_prepared_events(
+        operator, [e.prepare().encoded(recorded_by=operator.id) for e in plain]
+    )
+    assert [(r.index, r.duplicate) for r in again] == [(r.index, True) for r in recorded]
+    appended = ledger.log.record_prepared_events(
+        operator, [e.prepare().encoded(recorded_by=operator.id) for e in encoded]
+    )
+    assert [r.duplicate for r in appended] == [False] * 8
+    columns = (
+        LogEntry.provider,
+        LogEntry.grant_ref,
+        LogEntry.purpose,
+        LogEntry.mode,
+        LogEntry.accessor,
+        LogEntry.resource,
+        LogEntry.kind,
+        LogEntry.time,
+    )
+    with ledger.store.read() as session:
+        rows = {
+            idx: (*rest, time.replace(tzinfo=UTC))
+            for idx, *rest, time in session.execute(select(LogEntry.idx, *columns))
+        }
+    for result, event in zip([*recorded, *appended], [*plain, *encoded], strict=True):
+        assert ledger.log.log.entry(result.index).entry == canonical_json(event.leaf(recorded_by=operator.id))
+        assert rows[result.index] == (
+            event.provider,
+            event.grant,
+            event.purpose,
+            event.mode.value,
+            event.accessor,
+            event.resource,
+            event.kind.value,
+            event.time,
+        )
+
+
+def test_an_event_encoded_for_another_recorder_is_refused(ledger: Ledger) -> None:
+    operator, department = _parties(ledger)
+    entry = _events(department, 0, 1)[0].prepare().encoded(recorded_by="operator-other")
+    size = ledger.log.log.size()
+    with pytest.raises(InvalidInput) as caught:
+        ledger.log.record_prepared_events(operator, [entry])
+    assert caught.value.code == "recorder_mismatch"
+    assert caught.value.message == (
+        f"event 'sim-000000000' was encoded for recorder 'operator-other', not {operator.id!r}"
+    )
+    assert ledger.log.log.size() == size
+
+
 def test_prepared_events_take_the_gateway_batch_checks(ledger: Ledger) -> None:
     operator, department = _parties(ledger)
     entry = _events(department, 0, 1)[0].prepare()

@@ -84,7 +84,7 @@ def _entry(n: int, rng: random.Random) -> NewEntry:
 def _expected(entries: list[NewEntry]) -> dict[str, list[int]]:
     about: dict[str, list[int]] = {p: [] for p in PEOPLE}
     for idx, e in enumerate(entries):
-        for person in set(e.subjects or ()) | subjects_of(e.event):
+        for person in set(e.subjects or ()) | subjects_of(e.body()):
             about[person].append(idx)
     return about
 

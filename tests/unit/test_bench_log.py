@@ -51,7 +51,7 @@ def test_batched_and_cached_proofs_match_the_reference(tmp_path: Path) -> None:
     try:
         entries = _entries("t-", 0, 37)
         log.append(entries)
-        leaves = [merkle.leaf_hash(canonical_json(dict(e.event))) for e in entries]
+        leaves = [merkle.leaf_hash(canonical_json(dict(e.body()))) for e in entries]
         for size in (1, 2, 5, 36, 37):
             indices = list(range(size))
             expected = [ref.inclusion_proof(i, size, leaves) for i in indices]

@@ -52,7 +52,7 @@ def test_leaves_are_the_gateways() -> None:
     checked = {"denied": 0, "grant": 0, "subjects": 0}
     for draft in rng.sample(drafts, 300):
         entry = town.entry(draft)
-        body = dict(entry.event)
+        body = dict(entry.body())
         event = AccessEvent(
             event_id=body["event_id"],
             kind=EventKind(body["kind"]),

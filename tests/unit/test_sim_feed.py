@@ -8,6 +8,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from ledger.canonical import canonical_json
 from ledger.log import merkle
-from ledger.log.events import AccessEvent, GatewayEntry
+from ledger.log.events import AccessEvent, EncodedEntry, GatewayEntry, trail_columns
 from ledger.sim import city, feed, skew
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -55,11 +56,12 @@ def fixed_plan(*, total: int = 3000, batch: int = 1000) -> feed.FeedPlan:
     )
 
 
-def leaf_hashes(batches: list[list[GatewayEntry]]) -> list[bytes]:
+def leaf_hashes(batches: Sequence[Sequence[GatewayEntry | EncodedEntry]]) -> list[bytes]:
     return [
         merkle.leaf_hash(canonical_json(entry.leaf(recorded_by=OPERATOR)))
         for batch in batches
         for entry in batch
+        if isinstance(entry, GatewayEntry)
     ]
 
 
@@ -79,22 +81,35 @@ def test_the_entries_of_a_fixed_city_are_pinned() -> None:
 
 
 def test_entries_encoded_by_the_producer_are_the_pinned_leaves() -> None:
-    """With the recorder in the plan, the producer ships each leaf's canonical bytes; the log
-    appends exactly those, so they must be the pinned leaves — and are offered only to that
-    recorder (another recorder's leaf differs in ``recorded_by``)."""
-    batches = list(feed.Producer(replace(fixed_plan(), recorded_by=OPERATOR)))
-    encoded = [entry.leaf_bytes_for(OPERATOR) for batch in batches for entry in batch]
-    assert all(raw is not None for raw in encoded)
-    hashes = [merkle.leaf_hash(raw) for raw in encoded if raw is not None]
-    assert hashes == leaf_hashes(batches)
+    """With the recorder in the plan, the producer ships each leaf's canonical bytes and trail
+    columns (``EncodedEntry``); the log appends exactly those, so they must be the pinned leaves,
+    made for that recorder."""
+    plain = [entry for batch in feed.Producer(fixed_plan()) for entry in batch]
+    encoded = [
+        entry for batch in feed.Producer(replace(fixed_plan(), recorded_by=OPERATOR)) for entry in batch
+    ]
+    assert all(isinstance(entry, EncodedEntry) for entry in encoded)
+    hashes = [merkle.leaf_hash(entry.leaf) for entry in encoded if isinstance(entry, EncodedEntry)]
+    assert hashes == leaf_hashes([plain])
     assert merkle.root(hashes).hex() == GOLDEN_ROOT
-    entry = batches[0][0]
-    assert entry.leaf_bytes_for("operator-0002") is None
-    assert entry._replace(leaf_bytes=None).leaf_bytes_for(OPERATOR) is None
+    for made, entry in zip(plain, encoded, strict=True):
+        assert isinstance(made, GatewayEntry) and isinstance(entry, EncodedEntry)
+        assert entry.recorded_by == OPERATOR
+        assert entry.trail == trail_columns(made.leaf(recorded_by=OPERATOR))
+        assert (
+            entry.event_id,
+            entry.kind,
+            entry.time,
+            entry.accessor,
+            entry.provider,
+            entry.resource,
+            entry.level,
+        ) == made[:7]
 
 
 def test_a_prepared_entry_is_the_validated_event_and_its_leaf() -> None:
     for entry in next(iter(feed.Producer(fixed_plan(total=200, batch=200)))):
+        assert isinstance(entry, GatewayEntry)
         fields = {k: v for k, v in entry.body.items() if k != "v"}
         event = AccessEvent.model_validate({**fields, "time": entry.time})
         assert entry.leaf(recorded_by=OPERATOR) == event.leaf(recorded_by=OPERATOR)
