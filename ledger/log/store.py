@@ -272,6 +272,10 @@ class NodeCache:
                     del data[key]
 
 
+class _RecordedBefore(Exception):
+    """An optimistic append met an ``event_id`` already in the log (rolled back; look it up)."""
+
+
 class LogStore:
     def __init__(self, store: Store, *, cache_nodes: int = 500_000) -> None:
         self.store = store
@@ -299,15 +303,40 @@ class LogStore:
         request_hashes = [
             e.request_hash or hashlib.sha256(b).digest() for e, b in zip(entries, encoded, strict=True)
         ]
+        # Optimistic first: event ids are almost always new, so the batch is inserted without
+        # looking them up first, and the ``event_id`` unique constraint tells if one was not — the
+        # transaction then rolls back and the batch is appended again, reading the ids that exist
+        # (a retry returns their indices, or a conflict). The lookup of every id cost a 10,000-event
+        # import ~6 µs an event, and each gateway access one more query.
+        try:
+            return self._append(entries, encoded, request_hashes, guard, lookup=False)
+        except _RecordedBefore:
+            return self._append(entries, encoded, request_hashes, guard, lookup=True)
+
+    def _append(
+        self,
+        entries: Sequence[NewEntry],
+        encoded: Sequence[bytes],
+        request_hashes: Sequence[bytes],
+        guard: AppendGuard | None,
+        *,
+        lookup: bool,
+    ) -> list[Appended]:
+        ids = [e.event_id for e in entries]
         try:
             with self.store.session() as session:
                 # Core statements on the session's connection, built once (below): the ORM's unit
                 # of work, and building and cache-keying a statement per call, cost more than the rows.
                 conn = session.connection()
                 head = conn.execute(_HEAD_FOR_UPDATE).one()
-                existing = {
-                    row.event_id: (row.idx, row.request_hash) for row in conn.execute(_EXISTING, {"ids": ids})
-                }
+                existing = (
+                    {
+                        row.event_id: (row.idx, row.request_hash)
+                        for row in conn.execute(_EXISTING, {"ids": ids})
+                    }
+                    if lookup
+                    else {}
+                )
                 results: list[Appended] = []
                 fresh: list[int] = []
                 for i, entry in enumerate(entries):
@@ -366,6 +395,8 @@ class LogStore:
                         guard(session, appended)
                     results.extend(appended)
         except IntegrityError as exc:
+            if not lookup:
+                raise _RecordedBefore from exc  # an event id is taken: append again, looking first
             # Another writer recorded one of these event ids between our read and insert.
             raise Conflict("concurrent append of the same event_id; retry", code="event_id_race") from exc
         order = {eid: n for n, eid in enumerate(ids)}
