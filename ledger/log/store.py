@@ -56,10 +56,13 @@ _NODES = cast(Table, LogNode.__table__)
 _LEAF_RECORDS = cast(Table, LeafRecord.__table__)
 _HEAD = cast(Table, LogHead.__table__)
 _TIME_BLOCKS = cast(Table, LogTimeBlock.__table__)
-# Leading columns of the indexes LogStore.bulk_load leaves out: one insertion point per resource,
-# accessor, provider or grant. The others (time; kind, purpose: a few values, then the log's order)
-# take each entry near their right edge, so they cost an append little and are kept.
-_SCATTERED_BY = frozenset({"accessor", "provider", "resource", "grant_ref"})
+# Leading columns of the indexes LogStore.bulk_load leaves out: those led by the resource, with one
+# insertion point per catalog item (a city's 18,725: a 10,000-event commit rewrites thousands of
+# their pages). Every other index takes an entry at the right edge of one of a few hundred ranges at
+# most (the time; a kind or purpose, an accessor, provider or grant, each followed by the log index
+# or the time, which grow with the log), so it costs an append little — less than its own sort
+# after the import, one scan of the whole table each (docs/benchmarks.md, the Guiyang replay).
+_SCATTERED_BY = frozenset({"resource"})
 TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
@@ -405,19 +408,21 @@ class LogStore:
     @contextmanager
     def bulk_load(self) -> Iterator[None]:
         """Append a large import faster: the trail's indexes of ``log_entries`` that scatter an
-        append (led by the resource, accessor, provider or grant) are dropped for the duration and
-        each built once, by one sort, at the end.
+        append (those led by the resource) are dropped for the duration and each built once, by one
+        sort, at the end.
 
         Appended one batch at a time, an entry is an insert at one of thousands of insertion points
-        in each of those seven B-trees, and each commit rewrites every index page it touched; at a
-        city's scale that, not the log, is most of an append's cost (docs/benchmarks.md, the
-        Guiyang replay: ~90–107 µs an event with them, ~46 µs without). Nothing else changes
-        inside: each append is the same durable transaction, with its tree nodes, the ``event_id``
-        uniqueness (a constraint, kept), the head and the indexes led by the time, the kind or the
-        purpose; proofs, anchors and verify read by log index. Trail queries by party, resource or
-        grant scan meanwhile — slow, still exact. The indexes are built whether the block ends
-        normally or not, and if the process dies inside, the next ``Store.migrate`` (every start)
-        builds them before anything reads the log."""
+        in each of those B-trees (one per catalog item), and each commit rewrites every index page it
+        touched; at a city's scale that is a large part of an append's cost (docs/benchmarks.md, the
+        Guiyang replay). The indexes led by an accessor, a provider or a grant (a few hundred
+        insertion points, each at the right edge of its range) are kept: they cost an append
+        ~12 µs an event, less than the full-table scan and sort each would take afterwards.
+        Nothing else changes inside: each append is the same durable transaction, with its tree
+        nodes, the ``event_id`` uniqueness (a constraint, kept) and the head; proofs, anchors and
+        verify read by log index. Trail queries by resource scan meanwhile — slow, still exact.
+        The indexes are built whether the block ends normally or not, and if the process dies
+        inside, the next ``Store.migrate`` (every start) builds them before anything reads the
+        log."""
         indexes = sorted(
             (ix for ix in _ENTRIES.indexes if next(iter(ix.columns)).name in _SCATTERED_BY),
             key=lambda ix: str(ix.name),
