@@ -39,7 +39,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, LargeBinary, func, literal, select
+from sqlalchemy import ColumnElement, LargeBinary, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from ledger.errors import StoreError
@@ -59,10 +59,12 @@ _SUBJECT = re.compile(r"0x[0-9a-f]{64}")
 _SUBJECTS = re.compile(r"(?:0x[0-9a-f]{64})+")
 _MARK = b'"subjects":'
 # What every entry with a subject to index contains: a stored entry is RFC 8785 canonical JSON (no
-# whitespace), so a non-empty list of strings starts so. Most entries name no subject
-# (``"subjects":[]`` or no key); the indexer has the database skip them (a city's 30M entries read
-# by SQLAlchemy at ~100k rows/s, or skipped by SQLite's ``instr`` at the speed of the table scan).
-_NAMES_SUBJECTS = _MARK + b'["'
+# whitespace, lower-case hex kept as written), so each well-formed subject of its list is written
+# '"0x…"' right after the list's '[' or a ','. Most entries name no subject (``"subjects":[]``, or
+# hashes only as values of keys, after a ':'); the indexer has the database skip them (a city's 30M
+# entries read by SQLAlchemy at ~100k rows/s, or skipped by SQLite's ``instr`` at the speed of the
+# table scan).
+_LIST_HASHES = (b'["0x', b',"0x')
 
 
 def subjects_of(event: Mapping[str, Any]) -> set[str]:
@@ -80,13 +82,18 @@ def subjects_of(event: Mapping[str, Any]) -> set[str]:
     return {s for s in subjects if isinstance(s, str) and _SUBJECT.fullmatch(s)}
 
 
-def _mentions(session: Session, needle: bytes) -> ColumnElement[bool]:
-    """The entry's bytes contain ``needle`` — tested by the database, so the rows that do not are
-    never sent to Python."""
-    value = literal(needle, LargeBinary)
-    if session.get_bind().dialect.name == "postgresql":
-        return func.position(value.op("IN")(LogEntry.entry)) > 0
-    return func.instr(LogEntry.entry, value) > 0
+def _mentions(session: Session, *needles: bytes) -> ColumnElement[bool]:
+    """The entry's bytes contain one of ``needles`` — tested by the database, so the rows that do
+    not are never sent to Python."""
+    postgres = session.get_bind().dialect.name == "postgresql"
+    tests = []
+    for needle in needles:
+        value = literal(needle, LargeBinary)
+        if postgres:
+            tests.append(func.position(value.op("IN")(LogEntry.entry)) > 0)
+        else:
+            tests.append(func.instr(LogEntry.entry, value) > 0)
+    return or_(*tests)
 
 
 def entry_subjects(entry: bytes) -> set[str]:
@@ -168,7 +175,7 @@ class SubjectIndexer(CursorLoop):
         rows: list[tuple[bytes, int]] = []
         entries = session.execute(
             select(LogEntry.idx, LogEntry.entry)
-            .where(LogEntry.idx >= start, LogEntry.idx < end, _mentions(session, _NAMES_SUBJECTS))
+            .where(LogEntry.idx >= start, LogEntry.idx < end, _mentions(session, *_LIST_HASHES))
             .order_by(LogEntry.idx)
         )
         for idx, entry in entries:

@@ -66,11 +66,13 @@ def _entry(n: int, rng: random.Random) -> NewEntry:
         event["subjects"] = sorted(set(rng.sample(PEOPLE, rng.randrange(1, 4))))
     elif shape < 0.7:  # a subject's hash elsewhere in the entry only: not about that person
         event["note"] = rng.choice(PEOPLE)
-    elif 0.75 <= shape < 0.8:  # the list, empty: the database hands the entry to nobody
+    elif 0.75 <= shape < 0.8:  # the list, empty: the database skips the entry
         event["subjects"] = []
-    elif 0.8 <= shape < 0.85:  # a list of nothing well-formed: handed over, nothing indexed
-        event["subjects"] = [7, rng.choice(PEOPLE).upper()]
-    elif 0.85 <= shape < 0.9:  # '"subjects":["' nested deeper: handed over, not about that person
+    elif 0.8 <= shape < 0.85:  # nothing well-formed in the list: skipped, nothing indexed
+        event["subjects"] = [rng.choice(PEOPLE).upper()]
+    elif 0.85 <= shape < 0.9:  # a well-formed subject after other items: indexed (subjects_of)
+        event["subjects"] = [7, rng.choice(PEOPLE).upper(), rng.choice(PEOPLE)]
+    elif 0.9 <= shape < 0.95:  # a subject list nested deeper: handed over, not about that person
         event["meta"] = {"subjects": [rng.choice(PEOPLE)]}
     big = None
     if 0.7 <= shape < 0.75:  # a large access: only a digest inline, the append indexes its rows
