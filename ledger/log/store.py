@@ -215,20 +215,33 @@ def time_blocks(base: int, times: Sequence[datetime]) -> dict[int, tuple[datetim
     return blocks
 
 
+def _time_block_upsert(dialect: str) -> Any:
+    """``INSERT … ON CONFLICT (block) DO UPDATE`` widening a block's span: built once per dialect
+    (building it — ``excluded`` makes a proxy of every column — cost more than running it)."""
+    stmt = _UPSERT_TIME_BLOCKS.get(dialect)
+    if stmt is None:
+        upsert = sqlite_insert if dialect == "sqlite" else postgresql_insert
+        earlier, later = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
+        base = upsert(_TIME_BLOCKS)
+        stmt = _UPSERT_TIME_BLOCKS[dialect] = base.on_conflict_do_update(
+            index_elements=[_TIME_BLOCKS.c.block],
+            set_={
+                "min_time": earlier(_TIME_BLOCKS.c.min_time, base.excluded.min_time),
+                "max_time": later(_TIME_BLOCKS.c.max_time, base.excluded.max_time),
+            },
+        )
+    return stmt
+
+
+_UPSERT_TIME_BLOCKS: dict[str, Any] = {}
+
+
 def _widen_time_blocks(conn: Connection, blocks: Mapping[int, tuple[datetime, datetime]]) -> None:
     """Merge the appended entries' time spans into ``log_time_blocks`` (insert or widen)."""
-    dialect = conn.dialect.name
-    upsert = sqlite_insert if dialect == "sqlite" else postgresql_insert
-    earlier, later = (func.min, func.max) if dialect == "sqlite" else (func.least, func.greatest)
-    stmt = upsert(_TIME_BLOCKS)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[_TIME_BLOCKS.c.block],
-        set_={
-            "min_time": earlier(_TIME_BLOCKS.c.min_time, stmt.excluded.min_time),
-            "max_time": later(_TIME_BLOCKS.c.max_time, stmt.excluded.max_time),
-        },
+    conn.execute(
+        _time_block_upsert(conn.dialect.name),
+        [{"block": b, "min_time": lo, "max_time": hi} for b, (lo, hi) in blocks.items()],
     )
-    conn.execute(stmt, [{"block": b, "min_time": lo, "max_time": hi} for b, (lo, hi) in blocks.items()])
 
 
 def _split(frontier: bytes) -> list[bytes]:
@@ -275,6 +288,22 @@ class NodeCache:
                     del data[key]
 
 
+_LOW = layout.TILE_HEIGHT  # a proof's lower part: the siblings inside the leaf's tile
+_UPPER_MEMO = 1 << 15  # memoised upper parts (one per tile-level subtree and tree size): ~20 MB
+
+
+def _low_subtree(index: int, size: int) -> tuple[int, int]:
+    """``(start, height)`` of the subtree a proof of leaf ``index`` in ``D[size]`` is split at:
+    the leaf's tile (``2^_LOW`` aligned leaves) when the tile is whole — the perfect subtrees of
+    height ``_LOW`` and more cover exactly the whole tiles, ``[0, size >> _LOW << _LOW)`` — and
+    otherwise the leaf's perfect subtree (:func:`merkle.perfect_subtree`, smaller than a tile).
+    Below it the proof is the ``height`` siblings ``(level, (index >> level) ^ 1)``, all in the
+    leaf's tile; above it the same for every leaf of the subtree."""
+    if index >= 0 and index >> _LOW < size >> _LOW:
+        return index >> _LOW << _LOW, _LOW
+    return merkle.perfect_subtree(index, size)
+
+
 class _RecordedBefore(Exception):
     """An optimistic append met an ``event_id`` already in the log (rolled back; look it up)."""
 
@@ -285,8 +314,8 @@ class LogStore:
         self.cache = NodeCache(cache_nodes)
         # MTH of the right-border ranges proofs and roots need, by (start, end): immutable too.
         self._ranges: dict[tuple[int, int], bytes] = {}
-        # The proof elements above each perfect subtree, by (its start, tree size): immutable too.
-        self._upper: dict[tuple[int, int], list[bytes]] = {}
+        # The proof elements above each tile-level subtree, by (start, height, tree size): immutable.
+        self._upper: dict[tuple[int, int, int], list[bytes]] = {}
         self._known_size = 0  # the log only grows: a size seen once stays valid
 
     # -- append ---------------------------------------------------------------------------------
@@ -502,8 +531,9 @@ class LogStore:
 
     def _above(self, start: int, height: int, size: int) -> list[bytes]:
         """The proof elements above the perfect subtree ``[start, start + 2^height)`` of
-        ``D[size]`` — the same for each of its leaves (:func:`merkle.perfect_subtree`); memoised."""
-        key = (start, size)
+        ``D[size]`` (a node of the tree: aligned, inside it) — the same for each of its leaves;
+        memoised."""
+        key = (start, height, size)
         value = self._upper.get(key)
         if value is None:
             nodes, at, range_start = merkle.inclusion_path(start, size)
@@ -515,7 +545,7 @@ class LogStore:
                 raise merkle.MissingNodeError(exc.args[0]) from None
             if at >= 0:
                 value.insert(at - height, self._range_root(range_start, size))
-            if len(self._upper) >= 4096:
+            if len(self._upper) >= _UPPER_MEMO:
                 self._upper.clear()
             self._upper[key] = value
         return value
@@ -524,10 +554,11 @@ class LogStore:
         return self.leaf_and_inclusion_proof(index, tree_size)[1]
 
     def leaf_and_inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
-        """The leaf hash and its proof: the leaf and the siblings inside its perfect subtree from
-        the node cache or one read (they share the leaf's tile), the rest memoised per subtree."""
+        """The leaf hash and its proof: the leaf and its siblings inside its tile-level subtree
+        (the 256 leaves it shares a tile with, or its perfect subtree when that is smaller) from the
+        node cache or one read, the elements above that subtree memoised per subtree."""
         self._check_size(tree_size)
-        start, height = merkle.perfect_subtree(index, tree_size)
+        start, height = _low_subtree(index, tree_size)
         wanted = [(level, (index >> level) ^ 1) for level in range(height)]
         wanted.append((0, index))
         get = self.cache.data.get
@@ -544,9 +575,9 @@ class LogStore:
 
     def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
         """Many inclusion proofs against one tree size with one read of the nodes they need (audit
-        exports, bundles for a data subject); the parts above each perfect subtree are shared."""
+        exports, bundles for a data subject); the parts above each tile-level subtree are shared."""
         self._check_size(tree_size)
-        places = [(index, *merkle.perfect_subtree(index, tree_size)) for index in indices]
+        places = [(index, *_low_subtree(index, tree_size)) for index in indices]
         found = self.nodes([(level, (i >> level) ^ 1) for i, _, height in places for level in range(height)])
         try:
             return [

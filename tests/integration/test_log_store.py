@@ -35,7 +35,9 @@ def log(db_url: str) -> Iterator[LogStore]:
 
 
 def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
-    sizes = [1, 2, 3, 5, 8, 13, 64, 100, 129]
+    # Beyond 256 leaves a proof splits at the leaf's tile (whole tiles) or its perfect subtree
+    # (the leaves past the last whole tile): both sides of that border, at several sizes.
+    sizes = [1, 2, 3, 5, 8, 13, 64, 100, 129, 256, 257, 520, 767, 1030]
     total = 0
     for size in sizes:
         log.append([_entry(i) for i in range(total, size)])
@@ -50,7 +52,7 @@ def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
             merkle.verify_inclusion(leaves[index], index, size, proof, ref.mth(leaves[:size]))
             assert cold.leaf_and_inclusion_proof(index, size) == (leaves[index], proof)
         cold = LogStore(log.store)
-    indices = [0, 5, 64, 128, 77]
+    indices = [0, 5, 64, 128, 77, 255, 256, 767, 768, 1023, 1024, 1029]
     assert log.inclusion_proofs(indices, total) == [ref.inclusion_proof(i, total, leaves) for i in indices]
     for first in (1, 3, 8, 64, 100):
         assert log.consistency_proof(first, total) == ref.consistency_proof(first, total, leaves)
@@ -58,6 +60,10 @@ def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
     with pytest.raises(InvalidInput) as info:
         log.inclusion_proof(0, total + 1)
     assert info.value.code == "tree_size_too_large"
+    for index in (-1, -256, total):
+        with pytest.raises(InvalidInput) as info:
+            log.inclusion_proof(index, total)
+        assert info.value.code == "index_out_of_range"
 
 
 def test_idempotent_and_conflicting_event_ids(log: LogStore) -> None:
