@@ -545,20 +545,39 @@ class LogStore:
                 raise merkle.MissingNodeError(exc.args[0]) from None
             if at >= 0:
                 value.insert(at - height, self._range_root(range_start, size))
-            if len(self._upper) >= _UPPER_MEMO:
-                self._upper.clear()
-            self._upper[key] = value
+            self._remember(key, value)
         return value
+
+    def _remember(self, key: tuple[int, int, int], value: list[bytes]) -> None:
+        if len(self._upper) >= _UPPER_MEMO:
+            self._upper.clear()
+        self._upper[key] = value
 
     def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
         return self.leaf_and_inclusion_proof(index, tree_size)[1]
 
     def leaf_and_inclusion_proof(self, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
-        """The leaf hash and its proof: the leaf and its siblings inside its tile-level subtree
-        (the 256 leaves it shares a tile with, or its perfect subtree when that is smaller) from the
-        node cache or one read, the elements above that subtree memoised per subtree."""
+        """The leaf hash and its proof. Warm: the leaf and its siblings inside its tile-level
+        subtree (:func:`_low_subtree`) from the node cache, the elements above that subtree from
+        their memo. Otherwise :meth:`_subtree_proof`, which reads what is missing in one query and
+        fills the memo of the leaf's tile."""
         self._check_size(tree_size)
         start, height = _low_subtree(index, tree_size)
+        upper = self._upper.get((start, height, tree_size))
+        if upper is None:
+            return self._subtree_proof(index, tree_size)
+        get = self.cache.data.get
+        lower = [get((level, (index >> level) ^ 1)) for level in range(height)]
+        leaf = get((0, index))
+        if leaf is None or None in lower:
+            return self._subtree_proof(index, tree_size)
+        return leaf, cast(list[bytes], lower) + upper
+
+    def _subtree_proof(self, index: int, tree_size: int) -> tuple[bytes, list[bytes]]:
+        """The proof split at the leaf's perfect subtree: its siblings inside from the node cache
+        or one read (the lowest eight share the leaf's tile), the rest memoised per subtree. The
+        tile's memo is the siblings above the tile plus that rest — kept for the next proof."""
+        start, height = merkle.perfect_subtree(index, tree_size)
         wanted = [(level, (index >> level) ^ 1) for level in range(height)]
         wanted.append((0, index))
         get = self.cache.data.get
@@ -571,13 +590,16 @@ class LogStore:
             if None in lower:
                 raise merkle.MissingNodeError(wanted[lower.index(None)])
         leaf = cast(bytes, lower.pop())
-        return leaf, cast(list[bytes], lower) + self._above(start, height, tree_size)
+        above = self._above(start, height, tree_size)
+        if height > _LOW:
+            self._remember((index >> _LOW << _LOW, _LOW, tree_size), cast(list[bytes], lower[_LOW:]) + above)
+        return leaf, cast(list[bytes], lower) + above
 
     def inclusion_proofs(self, indices: Sequence[int], tree_size: int) -> list[list[bytes]]:
         """Many inclusion proofs against one tree size with one read of the nodes they need (audit
-        exports, bundles for a data subject); the parts above each tile-level subtree are shared."""
+        exports, bundles for a data subject); the parts above each perfect subtree are shared."""
         self._check_size(tree_size)
-        places = [(index, *_low_subtree(index, tree_size)) for index in indices]
+        places = [(index, *merkle.perfect_subtree(index, tree_size)) for index in indices]
         found = self.nodes([(level, (i >> level) ^ 1) for i, _, height in places for level in range(height)])
         try:
             return [

@@ -52,6 +52,13 @@ def test_proofs_match_the_rfc_reference(log: LogStore) -> None:
             merkle.verify_inclusion(leaves[index], index, size, proof, ref.mth(leaves[:size]))
             assert cold.leaf_and_inclusion_proof(index, size) == (leaves[index], proof)
         cold = LogStore(log.store)
+    # Again, every node cached and every tile's upper part memoised: the warm path.
+    assert any(height == 8 for _, height, _ in log._upper)
+    for index in range(total):
+        assert log.leaf_and_inclusion_proof(index, total) == (
+            leaves[index],
+            ref.inclusion_proof(index, total, leaves),
+        )
     indices = [0, 5, 64, 128, 77, 255, 256, 767, 768, 1023, 1024, 1029]
     assert log.inclusion_proofs(indices, total) == [ref.inclusion_proof(i, total, leaves) for i in indices]
     for first in (1, 3, 8, 64, 100):
