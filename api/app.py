@@ -24,7 +24,7 @@ from api.routes import (
     subjects,
     system,
 )
-from ledger.runtime import Ledger
+from ledger.runtime import Ledger, frozen_heap
 from ledger.settings import Settings
 
 
@@ -123,7 +123,8 @@ def create_app(settings: Settings | None = None, *, ledger: Ledger | None = None
         if settings.subject_indexer:
             running.subject_indexer.start()
         try:
-            yield
+            with frozen_heap():
+                yield
         finally:
             running.subject_indexer.stop()
             running.stat_rollup.stop()

@@ -12,7 +12,10 @@ Two more columns say where a mediated access spends its time: ``log ms`` is the 
 durable log append (one SQLite transaction: the entry, its Merkle nodes and the grant's access
 counter, committed with ``synchronous=FULL``), and ``cpu ms`` the mean CPU time of
 the calling thread per access — on a shared machine the gap between wall and CPU time is mostly
-waiting for the disk. The subject index is not written by the access (``ledger.log.subject_index``):
+waiting for the disk. The mediated and the direct calls of a case are interleaved, in alternating
+order, so that the drift of a shared machine falls on both alike; the process runs as ``serve``
+does, its start-up objects frozen out of the garbage collector (``ledger.runtime.frozen_heap``).
+The subject index is not written by the access (``ledger.log.subject_index``):
 ``subject index ms`` is the indexer's catch-up after each case, per access — work the service does
 later, in batches, on its background worker.
 """
@@ -38,7 +41,7 @@ from ledger.gateway.sources import SourceKind, SourceSpec
 from ledger.identity.parties import NewParty
 from ledger.identity.uscc import make_uscc
 from ledger.log.events import AccessMode
-from ledger.runtime import Ledger
+from ledger.runtime import Ledger, frozen_heap
 from ledger.settings import Settings
 from ledger.sharing.catalog import ResourceSpec
 from ledger.sharing.requests import Scope
@@ -61,15 +64,28 @@ class CaseResult(TypedDict):
     overhead_pct: float
 
 
-def _median_ms(fn: Callable[[], Any], n: int) -> tuple[float, float]:
-    times = []
-    start = time.perf_counter()
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    total = time.perf_counter() - start
-    return statistics.median(times) * 1000, n / total
+@dataclasses.dataclass
+class _Paired:
+    mediated: list[float]  # seconds per call
+    direct: list[float]
+    cpu: float  # CPU seconds of the calling thread in the mediated calls
+
+
+def _paired(mediated: Callable[[], Any], direct: Callable[[], Any], n: int) -> _Paired:
+    """``n`` calls of each, interleaved in alternating order (mediated first, then direct first)."""
+    out = _Paired([], [], 0.0)
+    for k in range(n):
+        for which in (0, 1) if k % 2 == 0 else (1, 0):
+            if which == 0:
+                cpu, t0 = time.thread_time(), time.perf_counter()
+                mediated()
+                out.mediated.append(time.perf_counter() - t0)
+                out.cpu += time.thread_time() - cpu
+            else:
+                t0 = time.perf_counter()
+                direct()
+                out.direct.append(time.perf_counter() - t0)
+    return out
 
 
 class _Timed:
@@ -99,7 +115,7 @@ def run_gateway_bench(
         source.parent.mkdir(parents=True)
         progress(f"writing {rows:,} demo people to {source.name}")
         demodata.write_sqlite(source, "population", rows)
-        with Ledger.open(settings) as ledger:
+        with Ledger.open(settings) as ledger, frozen_heap():
             return _run(ledger, source, rows, n, progress)
 
 
@@ -213,16 +229,17 @@ def _run(
         indexer.catch_up()  # the previous case's subjects: not this case's cost
         timed = _Timed(record)
         log.record = timed  # type: ignore[method-assign]
-        cpu = time.thread_time()
         try:
-            gateway_ms, per_s = _median_ms(mediated, reps)
+            run = _paired(mediated, baseline, reps)
         finally:
-            cpu_ms = (time.thread_time() - cpu) / reps * 1000
             log.record = record  # type: ignore[method-assign]
         started = time.perf_counter()
         indexed = indexer.catch_up()
         index_ms = (time.perf_counter() - started) * 1000 / max(indexed, 1)
-        direct_ms, _ = _median_ms(baseline, reps)
+        gateway_ms = statistics.median(run.mediated) * 1000
+        direct_ms = statistics.median(run.direct) * 1000
+        per_s = reps / sum(run.mediated)
+        cpu_ms = run.cpu / reps * 1000
         results.append(
             CaseResult(
                 case=label,
