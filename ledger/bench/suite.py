@@ -240,7 +240,7 @@ def merkle_vs_pymerkle(sizes: SuiteSizes, workdir: Path, say: Say) -> tuple[list
     def value(suffix: str) -> logbench.Row:
         return next(r for r in rows if r.case.endswith(suffix))
 
-    ours = value("append, ours (LogStore, SQLite, durable per 1000)")
+    ours = value("append, ours (LogStore, SQLite, durable per 1000, given the encoded entries)")
     mem = value("append, pymerkle InmemoryTree.append_entry (not durable)")
     bulk = value("append, pymerkle SqliteTree.append_entries (1 transaction)")
     single = value("append, pymerkle SqliteTree.append_entry (1 commit each)")
