@@ -111,8 +111,8 @@ class GrantChecker:
         """
         if not _is_grant_id(grant_id):
             raise Denied("unknown_grant", "grant must be 0x + 64 hex characters (a grant id)")
-        with self.store.read() as session:  # the columns the check needs, not the signed documents
-            row = session.execute(_GRANT_ROW, {"grant": grant_id.lower()}).one_or_none()
+        with self.store.read_core() as conn:  # the columns the check needs, not the signed documents
+            row = conn.execute(_GRANT_ROW, {"grant": grant_id.lower()}).one_or_none()
         if row is None:
             raise Denied("unknown_grant", f"no grant {grant_id}")
         if row.requester_id != accessor_id:

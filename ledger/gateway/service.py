@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, cast
+from typing import IO, Any, NamedTuple, Protocol, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -56,11 +56,73 @@ from ledger.types import MaskingRule, OpenType, PartyKind
 INLINE_SUBJECTS = 10_000  # more subject hashes than this go in the index only, with a digest in the entry
 OPEN_ACCESS_CAP = 1000  # records per access of an open (无条件开放) resource
 SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class CatalogItem(Protocol):
+    """What an access reads of a catalog entry: an ORM ``Resource``, or the columns the gateway
+    reads itself (:class:`_Item`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def provider_id(self) -> str: ...
+
+    @property
+    def level(self) -> int: ...
+
+    @property
+    def open_type(self) -> OpenType: ...
+
+    @property
+    def metadata_json(self) -> str: ...
+
+
+class SourceRow(Protocol):
+    """A registered data source: an ORM ``DataSource``, or the gateway's own read (:class:`_Source`)."""
+
+    @property
+    def resource_id(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def location(self) -> bytes: ...
+
+    @property
+    def table_name(self) -> str | None: ...
+
+    @property
+    def query(self) -> str | None: ...
+
+
+class _Item(NamedTuple):
+    id: str
+    provider_id: str
+    level: int
+    open_type: OpenType
+    metadata_json: str
+
+
+class _Source(NamedTuple):
+    resource_id: str
+    kind: str
+    location: bytes
+    table_name: str | None
+    query: str | None
+
+
+# Every access reads these columns (Core, one query: ORM entities cost twice the read).
 _RESOURCE_AND_SOURCE = (
-    select(Resource, DataSource)
+    select(
+        *(getattr(Resource, name) for name in _Item._fields),
+        *(getattr(DataSource, name) for name in _Source._fields),
+    )
     .outerjoin(DataSource, DataSource.resource_id == Resource.id)
     .where(Resource.id == bindparam("resource"))
 )
+_ITEM_COLUMNS = len(_Item._fields)
 
 
 class AccessDenied(Forbidden):
@@ -209,7 +271,7 @@ class GatewayService:
             raise NotFound("this resource has no data source registered yet", code="no_source")
         return row
 
-    def _spec(self, row: DataSource) -> SourceSpec:
+    def _spec(self, row: SourceRow) -> SourceSpec:
         location = self.vault.open(row.location, _source_label(row.resource_id)).decode()
         return SourceSpec(kind=SourceKind(row.kind), location=location, table=row.table_name, query=row.query)
 
@@ -236,7 +298,7 @@ class GatewayService:
             raise self._refuse_under(caller, resource, terms, req.fields or terms.fields, denied) from None
 
     def _terms(
-        self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
+        self, caller: Party, resource: CatalogItem, fields: list[FieldSpec], req: AccessRequest
     ) -> _Terms:
         if req.grant and req.contract:
             raise InvalidInput("name a grant or a contract, not both", code="grant_and_contract")
@@ -272,7 +334,7 @@ class GatewayService:
         )
 
     def _open_terms(
-        self, caller: Party, resource: Resource, fields: list[FieldSpec], req: AccessRequest
+        self, caller: Party, resource: CatalogItem, fields: list[FieldSpec], req: AccessRequest
     ) -> _Terms:
         """Without a grant or a contract (DESIGN.md open types): an ``open`` resource (无条件开放) is
         delivered masked, capped, and logged like any access; a negative-listed (负面清单) or ``none``
@@ -299,20 +361,24 @@ class GatewayService:
             "contract only (?contract=0x…&purpose=…)",
         )
 
-    def _resource_and_source(self, resource_id: str) -> tuple[Resource, DataSource | None]:
-        """The catalog entry and its data source, read in one query (``CatalogService.get`` and
-        ``_source_row`` would take a transaction each, on every access)."""
-        with self.store.read() as session:
-            found = session.execute(_RESOURCE_AND_SOURCE, {"resource": resource_id}).one_or_none()
+    def _resource_and_source(self, resource_id: str) -> tuple[CatalogItem, SourceRow | None]:
+        """The catalog entry's and its data source's columns an access uses, read in one Core
+        query (``CatalogService.get`` and ``_source_row`` would take an ORM transaction each)."""
+        with self.store.read_core() as conn:
+            found = conn.execute(_RESOURCE_AND_SOURCE, {"resource": resource_id}).one_or_none()
         if found is None:
             raise NotFound(f"no resource {resource_id}", code="resource_not_found")
-        return found[0], found[1]
+        item = _Item(*found[:_ITEM_COLUMNS])
+        if found[_ITEM_COLUMNS] is None:
+            return item, None
+        kind, location, table_name, query = found[_ITEM_COLUMNS + 1 :]
+        return item, _Source(found[_ITEM_COLUMNS], kind, bytes(location), table_name, query)
 
     def _deliver(
         self,
         caller: Party,
-        resource: Resource,
-        source: DataSource | None,
+        resource: CatalogItem,
+        source: SourceRow | None,
         fields: list[FieldSpec],
         terms: _Terms,
         req: AccessRequest,
@@ -430,7 +496,7 @@ class GatewayService:
     def _send_json(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         terms: _Terms,
         fields: list[str],
         query: dict[str, Any],
@@ -444,7 +510,7 @@ class GatewayService:
     def _send_body(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         terms: _Terms,
         fields: list[str],
         query: dict[str, Any],
@@ -470,7 +536,7 @@ class GatewayService:
     def _send_stream(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         terms: _Terms,
         fields: list[str],
         query: dict[str, Any],
@@ -518,7 +584,7 @@ class GatewayService:
     def _entry(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         *,
         kind: EventKind,
         purpose: str,
@@ -577,7 +643,7 @@ class GatewayService:
     def _log_access(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         terms: _Terms,
         fields: list[str],
         query: dict[str, Any],
@@ -610,7 +676,7 @@ class GatewayService:
         return entry.event_id, appended.index
 
     def _refuse_under(
-        self, caller: Party, resource: Resource, terms: _Terms, fields: Sequence[str], denied: Denied
+        self, caller: Party, resource: CatalogItem, terms: _Terms, fields: Sequence[str], denied: Denied
     ) -> AccessDenied:
         return self._refuse(
             caller,
@@ -626,7 +692,7 @@ class GatewayService:
     def _refuse(
         self,
         caller: Party,
-        resource: Resource,
+        resource: CatalogItem,
         denied: Denied,
         *,
         purpose: str,
@@ -682,7 +748,7 @@ def _usage_guard(grant: GrantView) -> Any:
     return guard
 
 
-def _head(resource: Resource, terms: _Terms) -> dict[str, Any]:
+def _head(resource: CatalogItem, terms: _Terms) -> dict[str, Any]:
     head = {
         "resource": resource.id,
         "grant": terms.grant.grant_id if terms.grant else None,
@@ -704,7 +770,7 @@ def _source_label(resource_id: str) -> str:
     return f"source:{resource_id}"
 
 
-def catalog_fields(resource: Resource) -> list[FieldSpec]:
+def catalog_fields(resource: CatalogItem) -> list[FieldSpec]:
     metadata = json.loads(resource.metadata_json)
     return [
         FieldSpec(
