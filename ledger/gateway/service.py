@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO, Any, NamedTuple, Protocol, cast
+from typing import IO, Any, NamedTuple, cast
 
 from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
@@ -58,46 +58,9 @@ OPEN_ACCESS_CAP = 1000  # records per access of an open (无条件开放) resour
 SPOOL_BYTES = 8 * 1024 * 1024
 
 
-class CatalogItem(Protocol):
-    """What an access reads of a catalog entry: an ORM ``Resource``, or the columns the gateway
-    reads itself (:class:`_Item`)."""
+class CatalogItem(NamedTuple):
+    """The columns of a catalog entry an access uses (read with Core: ORM entities cost twice)."""
 
-    @property
-    def id(self) -> str: ...
-
-    @property
-    def provider_id(self) -> str: ...
-
-    @property
-    def level(self) -> int: ...
-
-    @property
-    def open_type(self) -> OpenType: ...
-
-    @property
-    def metadata_json(self) -> str: ...
-
-
-class SourceRow(Protocol):
-    """A registered data source: an ORM ``DataSource``, or the gateway's own read (:class:`_Source`)."""
-
-    @property
-    def resource_id(self) -> str: ...
-
-    @property
-    def kind(self) -> str: ...
-
-    @property
-    def location(self) -> bytes: ...
-
-    @property
-    def table_name(self) -> str | None: ...
-
-    @property
-    def query(self) -> str | None: ...
-
-
-class _Item(NamedTuple):
     id: str
     provider_id: str
     level: int
@@ -105,7 +68,9 @@ class _Item(NamedTuple):
     metadata_json: str
 
 
-class _Source(NamedTuple):
+class SourceRow(NamedTuple):
+    """The columns of a registered data source an access uses."""
+
     resource_id: str
     kind: str
     location: bytes
@@ -113,16 +78,16 @@ class _Source(NamedTuple):
     query: str | None
 
 
-# Every access reads these columns (Core, one query: ORM entities cost twice the read).
+# Every access reads these columns, in one Core query.
 _RESOURCE_AND_SOURCE = (
     select(
-        *(getattr(Resource, name) for name in _Item._fields),
-        *(getattr(DataSource, name) for name in _Source._fields),
+        *(getattr(Resource, name) for name in CatalogItem._fields),
+        *(getattr(DataSource, name) for name in SourceRow._fields),
     )
     .outerjoin(DataSource, DataSource.resource_id == Resource.id)
     .where(Resource.id == bindparam("resource"))
 )
-_ITEM_COLUMNS = len(_Item._fields)
+_ITEM_COLUMNS = len(CatalogItem._fields)
 
 
 class AccessDenied(Forbidden):
@@ -271,7 +236,7 @@ class GatewayService:
             raise NotFound("this resource has no data source registered yet", code="no_source")
         return row
 
-    def _spec(self, row: SourceRow) -> SourceSpec:
+    def _spec(self, row: SourceRow | DataSource) -> SourceSpec:
         location = self.vault.open(row.location, _source_label(row.resource_id)).decode()
         return SourceSpec(kind=SourceKind(row.kind), location=location, table=row.table_name, query=row.query)
 
@@ -368,11 +333,11 @@ class GatewayService:
             found = conn.execute(_RESOURCE_AND_SOURCE, {"resource": resource_id}).one_or_none()
         if found is None:
             raise NotFound(f"no resource {resource_id}", code="resource_not_found")
-        item = _Item(*found[:_ITEM_COLUMNS])
+        item = CatalogItem(*found[:_ITEM_COLUMNS])
         if found[_ITEM_COLUMNS] is None:
             return item, None
         kind, location, table_name, query = found[_ITEM_COLUMNS + 1 :]
-        return item, _Source(found[_ITEM_COLUMNS], kind, bytes(location), table_name, query)
+        return item, SourceRow(found[_ITEM_COLUMNS], kind, bytes(location), table_name, query)
 
     def _deliver(
         self,
@@ -770,7 +735,7 @@ def _source_label(resource_id: str) -> str:
     return f"source:{resource_id}"
 
 
-def catalog_fields(resource: CatalogItem) -> list[FieldSpec]:
+def catalog_fields(resource: CatalogItem | Resource) -> list[FieldSpec]:
     metadata = json.loads(resource.metadata_json)
     return [
         FieldSpec(
