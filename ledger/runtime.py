@@ -417,9 +417,9 @@ def frozen_heap() -> Iterator[None]:
     SQLAlchemy's metadata, the migrations — ~200,000 of them) leave the garbage collector's
     generations (``gc.freeze``), so that a full collection walks only what requests create; on the
     way out they go back (``gc.unfreeze``), and whatever of them became garbage can be collected.
-    Measured on the gateway bench (docs/benchmarks.md): a full collection took 82–87 ms once every
-    ~100 1,000-row accesses with them."""
-    gc.collect()
+    No collection first: the start-up garbage it would free is small, and a full collection of a
+    large process (a test run) takes ~0.2 s. Measured on the gateway bench (docs/benchmarks.md):
+    an aggregate access over 100,000 rows 413–520 ms without, 212 ms with."""
     gc.freeze()
     try:
         yield
