@@ -419,7 +419,7 @@ def frozen_heap() -> Iterator[None]:
     way out they go back (``gc.unfreeze``), and whatever of them became garbage can be collected.
     No collection first: the start-up garbage it would free is small, and a full collection of a
     large process (a test run) takes ~0.2 s. Measured on the gateway bench (docs/benchmarks.md):
-    an aggregate access over 100,000 rows 413–520 ms without, 212 ms with."""
+    an aggregate access over 100,000 rows 436–506 ms without, 195 ms with."""
     gc.freeze()
     try:
         yield
