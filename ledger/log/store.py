@@ -492,7 +492,8 @@ class LogStore:
         (on SQLite through the thread's raw reader: nodes never change, so no transaction)."""
         found, missing = self.cache.get_many(ids)
         if missing:
-            keys = sorted({node_key(n) for n in missing})
+            wanted = {node_key(n): n for n in missing}  # the rows come back by key: no key_node
+            keys = sorted(wanted)
             fetched: dict[merkle.NodeId, bytes] = {}
             raw = self.store.raw_reader()
             if raw is not None:
@@ -500,14 +501,14 @@ class LogStore:
                     for start in range(0, len(keys), 500):
                         part = keys[start : start + 500]
                         sql = f"SELECT id, hash FROM log_nodes WHERE id IN ({','.join('?' * len(part))})"
-                        fetched.update((key_node(key), value) for key, value in raw.execute(sql, part))
+                        fetched.update((wanted[key], value) for key, value in raw.execute(sql, part))
                 except sqlite3.Error as exc:
                     raise StoreError(f"database unavailable: {exc}") from exc
             else:
                 with self.store.read_core() as conn:
                     for start in range(0, len(keys), 500):
                         rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
-                        fetched.update((key_node(int(key)), bytes(value)) for key, value in rows)
+                        fetched.update((wanted[int(key)], bytes(value)) for key, value in rows)
             self.cache.put_many(fetched)
             found.update(fetched)
         return found
