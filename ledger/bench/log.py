@@ -143,7 +143,9 @@ def _leaf(prefix: str, i: int) -> dict[str, Any]:
     }
 
 
-def _entries(prefix: str, start: int, n: int) -> list[NewEntry]:
+def _entries(prefix: str, start: int, n: int, encoded: Sequence[bytes] | None = None) -> list[NewEntry]:
+    """Entries ``start … start + n - 1``; with ``encoded`` (indexed by entry number), each is given
+    its canonical bytes and the store does not encode it."""
     now = datetime.now(UTC)
     return [
         NewEntry(
@@ -153,6 +155,7 @@ def _entries(prefix: str, start: int, n: int) -> list[NewEntry]:
             event=_leaf(prefix, i),
             accessor="bench-department",
             resource="res-population-basic",
+            encoded=None if encoded is None else encoded[i],
         )
         for i in range(start, start + n)
     ]
@@ -177,21 +180,9 @@ def _fill_encoded(log: LogStore, prefix: str, data: Sequence[bytes], batch: int)
     """Append ``data`` (the canonical bytes of ``_leaf(prefix, i)``, the same bytes pymerkle is
     given) in batches; return the seconds spent in ``LogStore.append`` alone — which still derives
     each entry's trail columns, hashes it, and writes the entry, its indexes, nodes and head."""
-    now = datetime.now(UTC)
     seconds = 0.0
     for start in range(0, len(data), batch):
-        entries = [
-            NewEntry(
-                event_id=f"{prefix}{i}",
-                kind="access",
-                time=now,
-                event=_leaf(prefix, i),
-                accessor="bench-department",
-                resource="res-population-basic",
-                encoded=data[i],
-            )
-            for i in range(start, min(len(data), start + batch))
-        ]
+        entries = _entries(prefix, start, min(batch, len(data) - start), data)
         began = time.perf_counter()
         log.append(entries)
         seconds += time.perf_counter() - began
