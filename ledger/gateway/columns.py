@@ -29,7 +29,7 @@ from ledger.errors import InvalidInput
 from ledger.gateway.masking import Masker
 from ledger.types import MaskingRule
 
-__all__ = ["ColumnShaper", "canonical_document", "encode_rows"]
+__all__ = ["ColumnShaper", "canonical_document", "canonical_document_of", "encode_rows"]
 
 _SAFE_INT = 2**53 - 1
 _PLAIN = frozenset({str, bool, int, type(None)})
@@ -105,13 +105,19 @@ def canonical_document(head: Mapping[str, Any], key: str, items: Sequence[str]) 
     """The RFC 8785 bytes of ``{**head, key: [items…]}``, the items being canonical texts already
     (from :func:`encode_rows`); raises :class:`~ledger.errors.InvalidInput` as ``canonical_json``
     does when the result is not valid Unicode (a lone surrogate in a value)."""
+    return canonical_document_of(head, key, "[" + ",".join(items) + "]")
+
+
+def canonical_document_of(head: Mapping[str, Any], key: str, text: str) -> bytes:
+    """The RFC 8785 bytes of ``{**head, key: <text>}``, ``text`` being the canonical text of a JSON
+    value already (a row array a SQLite source encoded, ``SourceReader.encoded_rows``)."""
     if key in head:
         raise ValueError(f"{key!r} is in the head already")
     members = [(name, canonical_json(value).decode("utf-8")) for name, value in head.items()]
-    members.append((key, "[" + ",".join(items) + "]"))
+    members.append((key, text))
     members.sort(key=lambda member: member[0].encode("utf-16-be"))
-    text = "{" + ",".join(f"{encode_basestring(name)}:{value}" for name, value in members) + "}"
-    return _utf8(text)
+    document = "{" + ",".join(f"{encode_basestring(name)}:{value}" for name, value in members) + "}"
+    return _utf8(document)
 
 
 def encode_lines(texts: Sequence[str]) -> bytes:

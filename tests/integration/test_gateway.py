@@ -89,6 +89,28 @@ def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
             writer.writerow({**row, "insured": "true" if row["insured"] else "false"})
 
 
+def write_sqlite(path: Path, rows: list[dict[str, Any]], *, secret: bool = False) -> None:
+    """A SQLite source: table ``insured`` holding ``rows`` (the CSV's columns), and with ``secret``
+    one more column that no catalog field names."""
+    import sqlalchemy as sa
+
+    extra = (", secret TEXT", ", 'x'") if secret else ("", "")
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
+            f"monthly_base INTEGER{extra[0]})"
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO insured VALUES "
+                f"(:id_number, :name, :phone, :district, :insured, :monthly_base{extra[1]})"
+            ),
+            rows,
+        )
+    engine.dispose()
+
+
 @pytest.fixture
 def env(tmp_path: Path, db_url: str) -> Iterator[dict[str, Any]]:
     settings = Settings(
@@ -348,7 +370,6 @@ def test_delivered_bytes_are_rfc8785(env: dict[str, Any]) -> None:
 def test_aggregate_reads_only_what_it_needs_but_filters_on_the_grant(env: dict[str, Any]) -> None:
     """An aggregate reads only its group-by and metric columns, yet the grant's row filter on
     another column still applies — for a file source and a database source."""
-    import sqlalchemy as sa
 
     c, settings = env["client"], env["settings"]
     rid = env["GY-RS-001"]
@@ -365,19 +386,7 @@ def test_aggregate_reads_only_what_it_needs_but_filters_on_the_grant(env: dict[s
     # Without the filter 云岩区 has 6 people; row 0 (3000) is filtered out.
     assert groups() == [("云岩区", 5), ("南明区", 5)]
     path = settings.data_dir / "sources" / "agg.sqlite"
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
-            "monthly_base INTEGER)"
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO insured VALUES (:id_number, :name, :phone, :district, :insured, :monthly_base)"
-            ),
-            env["rows"],
-        )
-    engine.dispose()
+    write_sqlite(path, env["rows"])
     for source in ({"table": "insured"}, {"query": "SELECT * FROM insured"}):
         r = c.put(
             f"/v1/resources/{rid}/source",
@@ -392,7 +401,6 @@ def test_large_access_spans_source_batches(env: dict[str, Any]) -> None:
     """More rows than one source batch (2,000): the limit, the truncation flag, the subjects (of
     the delivered rows only, even when the ID column is not delivered) and the hashes hold across
     batch boundaries, in the JSON body and in the NDJSON stream."""
-    import sqlalchemy as sa
 
     c, ledger, settings = env["client"], env["ledger"], env["settings"]
     rid = env["GY-RS-001"]
@@ -408,19 +416,7 @@ def test_large_access_spans_source_batches(env: dict[str, Any]) -> None:
         for n in range(4500)
     ]
     path = settings.data_dir / "sources" / "many.sqlite"
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
-            "monthly_base INTEGER)"
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO insured VALUES (:id_number, :name, :phone, :district, :insured, :monthly_base)"
-            ),
-            many,
-        )
-    engine.dispose()
+    write_sqlite(path, many)
     r = c.put(
         f"/v1/resources/{rid}/source",
         json={"kind": "sql", "location": f"sqlite:///{path}", "table": "insured"},
@@ -593,25 +589,11 @@ def test_source_registration_rules(env: dict[str, Any], tmp_path: Path) -> None:
 
 def test_sql_sources(env: dict[str, Any]) -> None:
     """A table and a read-only query in a SQLite database under the source roots."""
-    import sqlalchemy as sa
 
     c, settings = env["client"], env["settings"]
     rid = env["GY-RS-001"]
     path = settings.data_dir / "sources" / "renshe.sqlite"
-    engine = sa.create_engine(f"sqlite:///{path}")
-    with engine.begin() as conn:
-        conn.exec_driver_sql(
-            "CREATE TABLE insured (id_number TEXT, name TEXT, phone TEXT, district TEXT, insured BOOLEAN, "
-            "monthly_base INTEGER, secret TEXT)"
-        )
-        conn.execute(
-            sa.text(
-                "INSERT INTO insured VALUES "
-                "(:id_number, :name, :phone, :district, :insured, :monthly_base, 'x')"
-            ),
-            env["rows"],
-        )
-    engine.dispose()
+    write_sqlite(path, env["rows"], secret=True)
     r = c.put(
         f"/v1/resources/{rid}/source",
         json={"kind": "sql", "location": f"sqlite:///{path}", "table": "insured"},
@@ -638,6 +620,58 @@ def test_sql_sources(env: dict[str, Any]) -> None:
     assert r.status_code == 200, r.text
     r = c.get(f"/v1/data/{rid}", params={"grant": gid}, headers=env["minzheng"])
     assert {row["district"] for row in r.json()["rows"]} == {"花溪区"}
+
+
+def test_sqlite_table_rows_encoded_by_sqlite_equal_the_general_path(
+    env: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw access of a SQLite table has SQLite write the rows' canonical JSON
+    (``SourceReader.encoded_rows``): the body, its hash, the truncation flag, the record count and
+    the subjects are those of the general path, which the access takes when that is switched off."""
+
+    from ledger.gateway import sources
+
+    c, settings = env["client"], env["settings"]
+    rid = env["GY-RS-001"]
+    path = settings.data_dir / "sources" / "fast.sqlite"
+    write_sqlite(path, env["rows"])
+    r = c.put(
+        f"/v1/resources/{rid}/source",
+        json={"kind": "sql", "location": f"sqlite:///{path}", "table": "insured"},
+        headers=env["renshe"],
+    )
+    assert r.status_code == 200, r.text
+    gid = grant(env, fields=["name", "district", "insured", "monthly_base"], row_filter={"insured": True})
+    params = {"grant": gid, "limit": 5}
+
+    def access() -> tuple[bytes, str, dict[str, Any]]:
+        r = c.get(f"/v1/data/{rid}", params=params, headers=env["minzheng"])
+        assert r.status_code == 200, r.text
+        return r.content, r.headers["X-Truncated"], entry(env, int(r.headers["X-Access-Event"]))
+
+    encoded_by_sqlite: list[bool] = []
+    real = sources.SourceReader.encoded_rows
+
+    def spy(self: sources.SourceReader, *args: Any) -> sources.EncodedRows | None:
+        out = real(self, *args)
+        encoded_by_sqlite.append(out is not None)
+        return out
+
+    monkeypatch.setattr(sources.SourceReader, "encoded_rows", spy)
+    fast = access()
+    monkeypatch.setattr(sources, "_sqlite_json_canonical", lambda conn: False)
+    general = access()
+    assert encoded_by_sqlite == [True, False]
+    assert fast[0] == general[0] and fast[1] == general[1] == "true"
+    insured = [p for p in env["rows"] if p["insured"]][:5]
+    assert json.loads(fast[0])["rows"] == [
+        {k: p[k] for k in ("name", "district", "insured", "monthly_base")} | {"insured": 1} for p in insured
+    ]  # SQLite's BOOLEAN is the integer 1, as the general path reads it
+    key = env["ledger"].gateway.subject_key
+    for logged in (fast[2], general[2]):
+        assert logged["result_hash"] == "0x" + hashlib.sha256(fast[0]).hexdigest()
+        assert logged["record_count"] == 5
+        assert logged["subjects"] == sorted(subject_hash(key, p["id_number"]) for p in insured)
 
 
 def test_subject_tracker(env: dict[str, Any]) -> None:
