@@ -61,14 +61,29 @@ def log(
 def gateway(
     rows: Annotated[int, typer.Option(min=100, help="demo people in the source table")] = 100_000,
     n: Annotated[int, typer.Option(min=1, help="timed accesses per case")] = 200,
+    postgres: Annotated[
+        bool, typer.Option(help="also the raw case on a PostgreSQL table (a throw-away server)")
+    ] = True,
 ) -> None:
     """Mediated accesses/s per mode (raw, masked, aggregate, verify) beside a direct SQLAlchemy read."""
+    from contextlib import ExitStack
+
     from rich.console import Console
 
+    from ledger.bench._pg import PgServer, PgUnavailable
     from ledger.bench.gateway import render, run_gateway_bench
 
     err = Console(stderr=True)
-    results = run_gateway_bench(rows=rows, n=n, progress=lambda msg: err.print(msg, style="dim"))
+    with ExitStack() as stack:
+        pg_url = None
+        if postgres:
+            try:
+                pg_url = stack.enter_context(PgServer())
+            except PgUnavailable as exc:
+                err.print(f"PostgreSQL case skipped: {exc}", style="yellow")
+        results = run_gateway_bench(
+            rows=rows, n=n, pg_url=pg_url, progress=lambda msg: err.print(msg, style="dim")
+        )
     Console().print(render(results))
 
 

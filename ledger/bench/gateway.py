@@ -107,8 +107,14 @@ class _Timed:
 
 
 def run_gateway_bench(
-    *, rows: int = 100_000, n: int = 200, progress: Callable[[str], None] = lambda _: None
+    *,
+    rows: int = 100_000,
+    n: int = 200,
+    pg_url: str | None = None,
+    progress: Callable[[str], None] = lambda _: None,
 ) -> list[CaseResult]:
+    """Every case on the SQLite source; with ``pg_url`` (an empty PostgreSQL database) the raw
+    1,000-row case also on the same rows in a PostgreSQL table, against a direct read of it."""
     with tempfile.TemporaryDirectory(prefix="sharetrail-bench-gw-") as tmp:
         data_dir = Path(tmp)
         settings = Settings(
@@ -118,12 +124,15 @@ def run_gateway_bench(
         source.parent.mkdir(parents=True)
         progress(f"writing {rows:,} demo people to {source.name}")
         demodata.write_sqlite(source, "population", rows)
+        if pg_url is not None:
+            progress(f"writing {rows:,} demo people to a PostgreSQL table")
+            demodata.write_sqlite(pg_url, "population", rows)
         with Ledger.open(settings) as ledger, frozen_heap():
-            return _run(ledger, source, rows, n, progress)
+            return _run(ledger, source, rows, n, pg_url, progress)
 
 
 def _run(
-    ledger: Ledger, source: Path, rows: int, n: int, progress: Callable[[str], None]
+    ledger: Ledger, source: Path, rows: int, n: int, pg_url: str | None, progress: Callable[[str], None]
 ) -> list[CaseResult]:
     registrar = ledger.parties.authenticate(TOKEN)
     provider, _ = ledger.parties.register(
@@ -185,7 +194,9 @@ def _run(
     table = sa.Table("population", sa.MetaData(), autoload_with=engine)
     subjects = [r["id_number"] for r in demodata.generate("population", 100)]
 
-    def direct(columns: list[str], where: Any = None, limit: int | None = 1000) -> Callable[[], Any]:
+    def direct(
+        columns: list[str], where: Any = None, limit: int | None = 1000, on: sa.Engine = engine
+    ) -> Callable[[], Any]:
         query = sa.select(*(table.c[c] for c in columns))
         if where is not None:
             query = query.where(where)
@@ -193,7 +204,7 @@ def _run(
             query = query.limit(limit)
 
         def read() -> bytes:
-            with engine.connect() as conn:
+            with on.connect() as conn:
                 out = [dict(zip(columns, r, strict=True)) for r in conn.execute(query)]
             return json.dumps(out, ensure_ascii=False, default=str).encode()
 
@@ -239,6 +250,25 @@ def _run(
             resource.id,
         ),
     ]
+    pg_engine = None
+    if pg_url is not None:
+        pg_resource = ledger.catalog.create(provider, dataclasses.replace(spec, code="BENCH-POP-PG"))
+        ledger.gateway.register_source(
+            provider, pg_resource.id, SourceSpec(kind=SourceKind.SQL, location=pg_url, table="population")
+        )
+        pg_engine = sa.create_engine(pg_url)
+        cases.insert(
+            2,
+            (
+                "raw, 1,000 rows, PostgreSQL table (general path)",
+                AccessMode.RAW,
+                names,
+                AccessRequest(),
+                direct(names, on=pg_engine),
+                1000,
+                pg_resource.id,
+            ),
+        )
     results: list[CaseResult] = []
     log = ledger.gateway.log
     record = log.record
@@ -284,6 +314,8 @@ def _run(
             )
         )
     engine.dispose()
+    if pg_engine is not None:
+        pg_engine.dispose()
     return results
 
 

@@ -120,8 +120,18 @@ def json_ready(rows: Sequence[Sequence[Any]]) -> Sequence[Sequence[Any]]:
     if not odd:
         return rows
     for i in odd:
-        columns[i] = tuple(map(plain, columns[i]))
+        columns[i] = _plain_column(columns[i])
     return list(zip(*columns, strict=True))
+
+
+def _plain_column(column: Sequence[Any]) -> tuple[Any, ...]:
+    """:func:`plain` over a column; a column of dates (a PostgreSQL ``date``) in one comprehension."""
+    if set(map(type, column)) <= _DATES:
+        return tuple(None if value is None else value.isoformat() for value in column)
+    return tuple(map(plain, column))
+
+
+_DATES = frozenset({date, type(None)})
 
 
 # -- rows encoded by SQLite ---------------------------------------------------------------------
@@ -315,7 +325,13 @@ class SourceReader:
             query = query.limit(limit)
         try:
             with self._connect() as conn:
-                result = conn.execution_options(stream_results=True, yield_per=size).execute(query)
+                # A result that fits in one batch (a raw access of up to ``size`` rows) is fetched in
+                # one go; a larger one (an aggregate over the table, a long stream) through a
+                # server-side cursor a batch at a time, so it is never held whole. On PostgreSQL
+                # the cursor's DECLARE, FETCH and CLOSE were three round trips of a 1,000-row read.
+                whole = limit is not None and limit <= size
+                streamed = {} if whole else {"stream_results": True, "yield_per": size}
+                result = conn.execution_options(**streamed).execute(query)
                 for part in result.partitions(size):
                     yield json_ready(part)
         except SQLAlchemyError as exc:
@@ -342,6 +358,8 @@ class SourceReader:
         table = self.spec.table
         if self.spec.kind is not SourceKind.SQL or not table or "." in table or not wanted or limit <= 0:
             return None
+        if make_url(self.spec.location).get_backend_name() != "sqlite":
+            return None  # known from the URL: no connection taken for nothing
         try:
             with self._connect() as conn:
                 if conn.dialect.name != "sqlite" or not _sqlite_json_canonical(conn):
