@@ -417,3 +417,29 @@ def test_name_mask_keeps_only_surname_and_dots(name: str) -> None:
     assert len(masked) == len(name)
     assert all(m == c or m == "*" for m, c in zip(masked, name, strict=True))
     assert [i for i, c in enumerate(name) if c in "·•"] == [i for i, c in enumerate(masked) if c in "·•"]
+
+
+_shaped = {
+    MaskingRule.ID_NUMBER: st.from_regex(r"[0-9]{17}[0-9Xx]", fullmatch=True),
+    MaskingRule.PHONE: st.from_regex(r"1[0-9]{10}", fullmatch=True),
+    MaskingRule.GENERALIZE: st.from_regex(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", fullmatch=True),
+    MaskingRule.NAME: st.tuples(
+        st.sampled_from(["张", "王", "欧阳", "司马", "诸葛", "㐀", "鿿"]),
+        st.text(alphabet="娜丽伟豈", max_size=3),
+    ).map("".join),  # 豈 (U+F900) is a compatibility ideograph: NFKC changes it
+}
+_odd = st.sampled_from(
+    [None, "", " 13800005678", "１３８００００５６７８", "138\n00005678", "张·三", 1, "x", "2020-01-01T08:00"]
+)
+
+
+@pytest.mark.parametrize("rule", list(_shaped))
+@given(data=st.data())
+def test_plain_columns_mask_as_each_value_does(rule: MaskingRule, data: st.DataObject) -> None:
+    """A column of values of the rule's plain shape is masked in one pass; with an odd value (a
+    blank, a full-width digit, a newline inside, a middle dot, a compatibility ideograph, not a
+    string) it goes value by value — either way the result is :meth:`Masker.mask`'s."""
+    values: list[Any] = data.draw(st.lists(_shaped[rule], max_size=12))
+    if data.draw(st.booleans()):
+        values.insert(data.draw(st.integers(0, len(values))), data.draw(_odd))
+    assert M.mask_column(rule, values, field="f") == [M.mask(rule, v, field="f") for v in values]
