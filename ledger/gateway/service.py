@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import tempfile
 import uuid
@@ -604,7 +605,10 @@ class GatewayService:
             level=resource.level,
         )
         leaf = event.leaf(recorded_by=self.name)
+        encoded = None
         if inline:  # set after validation: checking 1,000 hashes against the pattern is needless
+            leaf["subjects"] = []
+            encoded = _with_subjects(canonical_json(leaf), ordered)
             leaf["subjects"] = ordered
         else:
             leaf["subject_count"] = len(ordered)
@@ -614,6 +618,7 @@ class GatewayService:
             kind=kind.value,
             time=event.time,
             event=leaf,
+            encoded=encoded,
             accessor=caller.id,
             resource=resource.id,
             onchain=kind is EventKind.ACCESS and resource.level in self.log.onchain_levels,
@@ -704,6 +709,20 @@ _COUNT_ACCESS = (
     .where(_USAGE.c.grant_id == bindparam("grant"), _USAGE.c.accesses < bindparam("cap"))
     .values(accesses=_USAGE.c.accesses + 1, last_index=bindparam("last"))
 )
+
+
+def _with_subjects(encoded: bytes, subjects: Sequence[str]) -> bytes:
+    """The canonical bytes of a leaf encoded with ``"subjects": []``, with the subject hashes in the
+    list: each is ``0x`` + 64 lower-case hex digits (this service's keyed hashes), which JSON writes
+    as is, so the list is joined rather than walked by ``canonical_json`` (a 1,000-subject leaf
+    ~0.2 ms less). ``"subjects":[]`` occurs once: a quote inside a string value is escaped."""
+    items = '"' + '","'.join(subjects) + '"' if subjects else ""
+    if not _QUOTED_HASHES.fullmatch(items):
+        raise ValueError("subject hashes are 0x + 64 lower-case hex digits")
+    return encoded.replace(b'"subjects":[]', b'"subjects":[' + items.encode("ascii") + b"]", 1)
+
+
+_QUOTED_HASHES = re.compile(r'(?:"0x[0-9a-f]{64}"(?:,"0x[0-9a-f]{64}")*)?')
 
 
 def _usage_guard(grant: GrantView) -> Any:

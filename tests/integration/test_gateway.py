@@ -190,8 +190,14 @@ def grant(env: dict[str, Any], *, who: str = "minzheng", code: str = "GY-RS-001"
 
 
 def entry(env: dict[str, Any], index: int) -> dict[str, Any]:
+    """The logged event at ``index``, whose stored bytes are checked to be RFC 8785 (the ``rfc8785``
+    package, not our encoder): the gateway splices its subject hashes into the encoded leaf."""
+    import rfc8785
+
     ledger: Ledger = env["ledger"]
-    result: dict[str, Any] = json.loads(ledger.log.log.entry(index).entry)
+    stored = ledger.log.log.entry(index).entry
+    result: dict[str, Any] = json.loads(stored)
+    assert rfc8785.dumps(result) == stored
     return result
 
 
