@@ -368,7 +368,10 @@ class SourceReader:
                 for attempt in (0, 1):
                     columns = _TABLE_COLUMNS.get((url, table))
                     if columns is None or attempt:
-                        columns = _TABLE_COLUMNS[(url, table)] = _table_columns(conn, table)
+                        columns = _table_columns(conn, table)
+                        if columns is None:
+                            return None  # not cached: a view replaced by a table is seen at once
+                        _TABLE_COLUMNS[(url, table)] = columns
                     statement = _encoded_statement(
                         table,
                         tuple(wanted),
@@ -400,12 +403,20 @@ class _TableColumns(NamedTuple):
 _TABLE_COLUMNS: dict[tuple[str, str], _TableColumns] = {}  # (source URL, table): read once per schema
 
 
-def _table_columns(conn: sa.Connection, table: str) -> _TableColumns:
+def _table_columns(conn: sa.Connection, table: str) -> _TableColumns | None:
     """The columns of ``table`` whose affinity is not TEXT — only they can hold a number, which the
     fast path must check is a safe integer (a TEXT column turns every number written to it into
-    text) — with the schema version they were read at."""
+    text) — with the schema version they were read at. Only an ordinary table stores its values
+    under its columns' affinities: a view's column takes its declared type from the first branch
+    of a ``UNION`` whatever the others hold, and a virtual table's module returns what it likes —
+    for those there is no answer (None) and the general path reads."""
     quote = conn.dialect.identifier_preparer.quote
     (version,) = conn.exec_driver_sql("PRAGMA schema_version").one()
+    kind = conn.exec_driver_sql(
+        "SELECT type, sql FROM sqlite_master WHERE name = ? COLLATE NOCASE", (table,)
+    ).first()
+    if kind is None or kind[0] != "table" or str(kind[1] or "").upper().startswith("CREATE VIRTUAL"):
+        return None
     rows = conn.exec_driver_sql(f"PRAGMA table_info({quote(table)})")
     return _TableColumns(version, frozenset(row[1] for row in rows if _affinity(row[2] or "") != "TEXT"))
 

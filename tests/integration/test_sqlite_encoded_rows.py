@@ -182,6 +182,33 @@ def test_only_sqlite_tables_whose_json_is_canonical(
     assert _reader(path, pool).encoded_rows([], 5, fields, []) is None
 
 
+def test_views_and_virtual_tables_take_the_general_path(tmp_path: Path, pool: EnginePool) -> None:
+    """A view's column is declared by the first branch of a UNION (TEXT here) whatever the second
+    holds (a real), and a virtual table returns what its module likes: neither is encoded by SQLite,
+    and the general path delivers the real as a number."""
+    path = tmp_path / "v.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE a (id_number TEXT, v TEXT)")
+        conn.execute("CREATE TABLE b (id_number TEXT, v REAL)")
+        conn.execute("INSERT INTO a VALUES ('110101199003074514', 'x')")
+        conn.execute("INSERT INTO b VALUES ('110101199003074522', 1.5)")
+        conn.execute("CREATE VIEW u AS SELECT id_number, v FROM a UNION ALL SELECT id_number, v FROM b")
+        conn.execute("CREATE VIRTUAL TABLE f USING fts5(id_number, v)")
+        conn.execute("INSERT INTO f VALUES ('110101199003074514', 'x')")
+    conn.close()
+    fields = [FieldSpec("id_number"), FieldSpec("v")]
+    for table in ("u", "f"):
+        reader = SourceReader(SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table=table), fields, pool)
+        assert reader.encoded_rows([], 10, ["v"], ["id_number"]) is None
+    view = SourceReader(SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="u"), fields, pool)
+    assert [row for batch in view.batches([], 10) for row in batch] == [
+        ("110101199003074514", "x"),
+        ("110101199003074522", 1.5),
+    ]
+    upper = SourceReader(SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="A"), fields, pool)
+    assert upper.encoded_rows([], 10, ["v"], ["id_number"]) is not None  # names match as SQLite does
+
+
 def _versions(pool: EnginePool, path: Path) -> list[str]:
     with pool.connect(f"sqlite:///{path}") as conn:
         return [".".join(map(str, conn.dialect.server_version_info or ()))]
