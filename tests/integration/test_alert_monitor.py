@@ -20,7 +20,7 @@ from ledger.errors import StoreError
 from ledger.identity.uscc import make_uscc
 from ledger.store.db import Store
 from ledger.store.models import AlertCursor, Dispute, LogHead, RaisedAlert, Resource, ShareRequest
-from tests.integration.test_audit_alerts import CHINA, external, party, rules
+from tests.integration.test_audit_alerts import CHINA, external, party, rules, spike_base
 from tests.integration.test_gateway import BOOT, env, grant  # noqa: F401 - the fixture
 
 RAISED = "/v1/audit/alerts/raised"
@@ -338,7 +338,7 @@ def test_counting_rules_across_batches(env: dict[str, Any]) -> None:  # noqa: F8
         store=env["ledger"].store, thresholds=Thresholds(spike_min=5), policy=MonitorPolicy(batch=2)
     )
     monitor.catch_up()
-    base = datetime.now(UTC) - timedelta(days=5)
+    base = spike_base()
     n = 0
     for day in range(4):
         for _ in range(12 if day == 3 else 1):

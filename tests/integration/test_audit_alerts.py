@@ -122,10 +122,16 @@ def test_alert_rules(env: dict[str, Any]) -> None:  # noqa: F811
     assert "volume_spike" not in found
 
 
+def spike_base() -> datetime:
+    """10:00 Beijing time five days ago: a day's events, minutes apart from here, stay on one
+    Beijing day (from ``datetime.now() - 5 days`` they straddled midnight when run near 16:00 UTC)."""
+    return datetime.now(CHINA).replace(hour=10, minute=0, second=0, microsecond=0) - timedelta(days=5)
+
+
 def test_volume_spike_against_own_baseline(env: dict[str, Any]) -> None:  # noqa: F811
     op = party(env, "operator", 662)
     reg_party = env["ledger"].parties.authenticate("st_boot-gateway")
-    base = datetime.now(UTC) - timedelta(days=5)
+    base = spike_base()
     n = 0
     for day in range(4):
         for _ in range(12 if day == 2 else 1):
