@@ -266,8 +266,13 @@ class SubjectHasher:
         upper-casing run once over all of them joined, and the loop is the two hash states alone."""
         values = [v for v in set(id_numbers) if isinstance(v, str) and v]
         joined = "\n".join(values)
-        plain = joined.count("\n") == len(values) - 1 and joined.replace("\n", "").isalnum()
-        if not (joined.isascii() and plain):
+        # bytes.isalnum on ASCII: a table per byte, where str.isalnum looks each character up
+        plain = (
+            joined.isascii()
+            and joined.count("\n") == len(values) - 1
+            and joined.replace("\n", "").encode("ascii").isalnum()
+        )
+        if not plain:
             return {self(v) for v in values}
         inner, outer = self._inner.copy, self._outer.copy
         hashed = set()
