@@ -105,19 +105,24 @@ def canonical_document(head: Mapping[str, Any], key: str, items: Sequence[str]) 
     """The RFC 8785 bytes of ``{**head, key: [items…]}``, the items being canonical texts already
     (from :func:`encode_rows`); raises :class:`~ledger.errors.InvalidInput` as ``canonical_json``
     does when the result is not valid Unicode (a lone surrogate in a value)."""
-    return canonical_document_of(head, key, "[" + ",".join(items) + "]")
+    return canonical_document_of(head, key, _utf8("[" + ",".join(items) + "]"))
 
 
-def canonical_document_of(head: Mapping[str, Any], key: str, text: str) -> bytes:
-    """The RFC 8785 bytes of ``{**head, key: <text>}``, ``text`` being the canonical text of a JSON
-    value already (a row array a SQLite source encoded, ``SourceReader.encoded_rows``)."""
+def canonical_document_of(head: Mapping[str, Any], key: str, value: bytes) -> bytes:
+    """The RFC 8785 bytes of ``{**head, key: <value>}``, ``value`` being the canonical UTF-8 bytes
+    of a JSON value already (a row array a SQLite source encoded, ``SourceReader.encoded_rows``)."""
     if key in head:
         raise ValueError(f"{key!r} is in the head already")
-    members = [(name, canonical_json(value).decode("utf-8")) for name, value in head.items()]
-    members.append((key, text))
+    members = [(name, canonical_json(item)) for name, item in head.items()]
+    members.append((key, value))
     members.sort(key=lambda member: member[0].encode("utf-16-be"))
-    document = "{" + ",".join(f"{encode_basestring(name)}:{value}" for name, value in members) + "}"
-    return _utf8(document)
+    parts = [b"{"]
+    for n, (name, encoded) in enumerate(members):
+        parts.append(b"," if n else b"")
+        parts.append(_utf8(encode_basestring(name)) + b":")
+        parts.append(encoded)
+    parts.append(b"}")
+    return b"".join(parts)
 
 
 def encode_lines(texts: Sequence[str]) -> bytes:

@@ -137,11 +137,11 @@ _DATES = frozenset({date, type(None)})
 # -- rows encoded by SQLite ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class EncodedRows:
-    """Rows a SQLite source encoded itself: ``array`` is the RFC 8785 text of the JSON array of
-    row objects (the delivered fields), ``count`` its length, ``truncated`` whether more rows
-    matched than were read, ``id_values`` the values of each ID field of those rows, in order."""
+    """Rows a SQLite source encoded itself: ``array`` is the RFC 8785 text (UTF-8) of the JSON
+    array of row objects (the delivered fields), ``count`` its length, ``truncated`` whether more
+    rows matched than were read, ``id_values`` the values of each ID field of those rows, in order."""
 
-    array: str
+    array: bytes
     count: int
     truncated: bool
     id_values: list[Any]
@@ -391,6 +391,10 @@ class SourceReader:
             return None  # e.g. a BLOB: the general path delivers it as hex, or reports the failure
         if bad:
             return None
+        try:  # SQLite does not check that TEXT is UTF-8; the general path's driver would refuse it
+            array.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
         id_values = [value for column in ids for value in json.loads(column)]
         return EncodedRows(array=array, count=count, truncated=available > limit, id_values=id_values)
 
@@ -452,7 +456,8 @@ def _encoded_statement(
         unsafe = [sa.func.max(*unsafe)]  # SQLite's max() of several arguments: the scalar one
     matching = sa.select(sa.literal(1)).select_from(source).where(*where).limit(sa.bindparam("more"))
     return sa.select(
-        sa.func.json_group_array(sa.func.json_object(*members)),
+        # As a BLOB: the UTF-8 bytes as SQLite wrote them (checked, not decoded and encoded again)
+        sa.cast(sa.func.json_group_array(sa.func.json_object(*members)), sa.LargeBinary),
         sa.func.count(),
         sa.func.max(unsafe[0]) if unsafe else sa.literal(0),
         sa.select(sa.func.count()).select_from(matching.subquery()).scalar_subquery(),
@@ -515,7 +520,8 @@ class EnginePool:
 
 def _read_only_engine(url: str) -> Engine:
     parsed = make_url(url)
-    engine = sa.create_engine(parsed, pool_pre_ping=True)
+    # A SQLite connection does not go stale; a server's may (restarted, idle-timed out).
+    engine = sa.create_engine(parsed, pool_pre_ping=parsed.get_backend_name() != "sqlite")
     if parsed.get_backend_name() == "sqlite":
 
         @sa.event.listens_for(engine, "connect")

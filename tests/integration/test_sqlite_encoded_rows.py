@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from ledger.errors import StoreError
 from ledger.gateway import sources
 from ledger.gateway.columns import encode_rows
 from ledger.gateway.query import Condition
@@ -115,7 +116,7 @@ def test_same_bytes_as_the_general_path_or_none(
         return
     assert encoded is not None
     columns = [[row[at[n]] for row in delivered] for n in wanted]
-    assert encoded.array == "[" + ",".join(encode_rows(wanted, columns, len(delivered))) + "]"
+    assert encoded.array == ("[" + ",".join(encode_rows(wanted, columns, len(delivered))) + "]").encode()
     assert encoded.count == len(delivered)
     assert encoded.truncated is (len(general) > limit)
     assert encoded.id_values == [row[0] for row in raw]
@@ -151,7 +152,7 @@ def test_a_changed_table_is_read_at_its_new_schema(tmp_path: Path, pool: EngineP
         pool,
     )
     first = reader.encoded_rows([], 10, ["v"], ["id_number"])
-    assert first is not None and first.array == '[{"v":"1.5"}]'
+    assert first is not None and first.array == b'[{"v":"1.5"}]'
     assert first.id_values == ["110101199003074514"] and first.count == 1 and first.truncated is False
     with sqlite3.connect(path) as conn:
         conn.execute("DROP TABLE t")
@@ -207,6 +208,25 @@ def test_views_and_virtual_tables_take_the_general_path(tmp_path: Path, pool: En
     ]
     upper = SourceReader(SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="A"), fields, pool)
     assert upper.encoded_rows([], 10, ["v"], ["id_number"]) is not None  # names match as SQLite does
+
+
+def test_text_that_is_not_utf8_is_refused_as_by_the_general_path(tmp_path: Path, pool: EnginePool) -> None:
+    """SQLite stores a TEXT value without checking its UTF-8; its JSON would carry the bad bytes.
+    The fast path steps aside, and the general path reports the source as failing."""
+    path = tmp_path / "bad.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE t (id_number TEXT, v TEXT)")
+        conn.execute("INSERT INTO t VALUES ('110101199003074514', CAST(X'C328' AS TEXT))")
+    conn.close()
+    reader = SourceReader(
+        SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="t"),
+        [FieldSpec("id_number"), FieldSpec("v")],
+        pool,
+    )
+    assert reader.encoded_rows([], 10, ["v"], ["id_number"]) is None
+    with pytest.raises(StoreError) as info:
+        list(reader.batches([], 10))
+    assert info.value.code == "source_unavailable"
 
 
 def _versions(pool: EnginePool, path: Path) -> list[str]:
