@@ -138,19 +138,22 @@ def _kept(row: tuple[Any, ...], conditions: list[Condition]) -> bool:
     return bool(kept)
 
 
+def _table_t(path: Path, pool: EnginePool, declared: str, value: str) -> SourceReader:
+    """A reader of table ``t (id_number TEXT, v <declared>)`` holding one row with ``v = <value>``
+    (an SQL expression)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TABLE t (id_number TEXT, v {declared})")
+        conn.execute(f"INSERT INTO t VALUES ('110101199003074514', {value})")
+    conn.close()
+    spec = SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="t")
+    return SourceReader(spec, [FieldSpec("id_number"), FieldSpec("v")], pool)
+
+
 def test_a_changed_table_is_read_at_its_new_schema(tmp_path: Path, pool: EnginePool) -> None:
     """The column types are cached per schema version: a table recreated with a number where text
     was is checked again, in the same statement that reads it."""
     path = tmp_path / "t.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (id_number TEXT, v TEXT)")
-        conn.execute("INSERT INTO t VALUES ('110101199003074514', '1.5')")
-    conn.close()
-    reader = SourceReader(
-        SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="t"),
-        [FieldSpec("id_number"), FieldSpec("v")],
-        pool,
-    )
+    reader = _table_t(path, pool, "TEXT", "'1.5'")
     first = reader.encoded_rows([], 10, ["v"], ["id_number"])
     assert first is not None and first.array == b'[{"v":"1.5"}]'
     assert first.id_values == ["110101199003074514"] and first.count == 1 and first.truncated is False
@@ -213,16 +216,7 @@ def test_views_and_virtual_tables_take_the_general_path(tmp_path: Path, pool: En
 def test_text_that_is_not_utf8_is_refused_as_by_the_general_path(tmp_path: Path, pool: EnginePool) -> None:
     """SQLite stores a TEXT value without checking its UTF-8; its JSON would carry the bad bytes.
     The fast path steps aside, and the general path reports the source as failing."""
-    path = tmp_path / "bad.sqlite"
-    with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE t (id_number TEXT, v TEXT)")
-        conn.execute("INSERT INTO t VALUES ('110101199003074514', CAST(X'C328' AS TEXT))")
-    conn.close()
-    reader = SourceReader(
-        SourceSpec(SourceKind.SQL, f"sqlite:///{path}", table="t"),
-        [FieldSpec("id_number"), FieldSpec("v")],
-        pool,
-    )
+    reader = _table_t(tmp_path / "bad.sqlite", pool, "TEXT", "CAST(X'C328' AS TEXT)")
     assert reader.encoded_rows([], 10, ["v"], ["id_number"]) is None
     with pytest.raises(StoreError) as info:
         list(reader.batches([], 10))
