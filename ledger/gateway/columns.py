@@ -116,13 +116,9 @@ def canonical_document_of(head: Mapping[str, Any], key: str, value: bytes) -> by
     members = [(name, canonical_json(item)) for name, item in head.items()]
     members.append((key, value))
     members.sort(key=lambda member: member[0].encode("utf-16-be"))
-    parts = [b"{"]
-    for n, (name, encoded) in enumerate(members):
-        parts.append(b"," if n else b"")
-        parts.append(_utf8(encode_basestring(name)) + b":")
-        parts.append(encoded)
-    parts.append(b"}")
-    return b"".join(parts)
+    return (
+        b"{" + b",".join(_utf8(encode_basestring(name)) + b":" + encoded for name, encoded in members) + b"}"
+    )
 
 
 def encode_lines(texts: Sequence[str]) -> bytes:

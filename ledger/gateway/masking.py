@@ -128,9 +128,7 @@ def mask_name(value: Any) -> str:
     if not text:
         return text
     if _CJK.fullmatch(text):
-        keep = 2 if len(text) >= 3 and text[:2] in COMPOUND_SURNAMES else 1
-        if len(text) == 1:
-            keep = 0
+        keep = _surname_length(text)
         rest = text[keep:]
         if "·" not in rest and "•" not in rest:
             return text[:keep] + STAR * len(rest)
@@ -138,6 +136,14 @@ def mask_name(value: Any) -> str:
     if text.isascii():
         return " ".join(word[:1] + STAR * (len(word) - 1) for word in text.split())
     return text[:1] + STAR * (len(text) - 1)
+
+
+def _surname_length(name: str) -> int:
+    """How many leading characters of a CJK name are its surname: two for a compound surname
+    (复姓) of a name of three or more, none of a one-character name, else one."""
+    if len(name) == 1:
+        return 0
+    return 2 if len(name) >= 3 and name[:2] in COMPOUND_SURNAMES else 1
 
 
 def mask_phone(value: Any) -> str:
@@ -360,10 +366,10 @@ class Masker:
     def mask_column(self, rule: MaskingRule, values: Sequence[Any], *, field: str = "") -> list[Any]:
         """:meth:`mask` over one column: the rule is looked up once, not per value (the gateway masks
         a delivery column by column). ``None`` stays ``None``, as in :meth:`mask`. A column whose
-        every value has its rule's plain shape is masked in one pass (:func:`_plain_column`)."""
-        plain = _plain_column(rule, values)
-        if plain is not None:
-            return plain
+        every value has its rule's plain shape is masked in one pass (:func:`_mask_shaped`)."""
+        shaped = _mask_shaped(rule, values)
+        if shaped is not None:
+            return shaped
         fn = self._rule_function(rule, field)
         if fn is None:
             return list(values)
@@ -410,7 +416,7 @@ def _redacted(_: Any) -> str:
 # One pattern per rule for a whole column joined by newlines: every value of the plain shape the
 # rule keeps part of — ASCII or CJK only, so already NFKC-normal; no surrounding blanks (no newline
 # inside either: the split would not give the values back, and is checked).
-_PLAIN_COLUMNS: dict[MaskingRule, re.Pattern[str]] = {
+_SHAPED_COLUMNS: dict[MaskingRule, re.Pattern[str]] = {
     MaskingRule.ID_NUMBER: re.compile(r"[0-9]{17}[0-9X](?:\n[0-9]{17}[0-9X])*"),
     MaskingRule.PHONE: re.compile(r"1[3-9][0-9]{9}(?:\n1[3-9][0-9]{9})*"),
     MaskingRule.GENERALIZE: re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(?:\n[0-9]{4}-[0-9]{2}-[0-9]{2})*"),
@@ -420,7 +426,7 @@ _PLAIN_COLUMNS: dict[MaskingRule, re.Pattern[str]] = {
 }
 
 
-def _plain_column(rule: MaskingRule, values: Sequence[Any]) -> list[Any] | None:
+def _mask_shaped(rule: MaskingRule, values: Sequence[Any]) -> list[Any] | None:
     """The masked column when every value is a string of the rule's plain shape — what the rule
     gives each, without its per-value normalisation and pattern tests — else ``None``.
 
@@ -428,7 +434,7 @@ def _plain_column(rule: MaskingRule, values: Sequence[Any]) -> list[Any] | None:
     (``mask_phone``), an ISO date its year (``generalize``), a name of CJK ideographs its surname,
     both characters of a compound one when the name has three or more (``mask_name``). A test
     checks each against the value-by-value rule on shaped and odd columns."""
-    pattern = _PLAIN_COLUMNS.get(rule)
+    pattern = _SHAPED_COLUMNS.get(rule)
     if pattern is None or not values or not all(type(v) is str for v in values):
         return None
     joined = "\n".join(values)
@@ -445,11 +451,4 @@ def _plain_column(rule: MaskingRule, values: Sequence[Any]) -> list[Any] | None:
         return [t[:3] + "****" + t[7:] for t in texts]
     if rule is MaskingRule.GENERALIZE:
         return [t[:4] for t in texts]
-    return [_plain_name(t) for t in texts]
-
-
-def _plain_name(text: str) -> str:
-    if len(text) == 1:
-        return STAR
-    keep = 2 if len(text) >= 3 and text[:2] in COMPOUND_SURNAMES else 1
-    return text[:keep] + STAR * (len(text) - keep)
+    return [t[: (keep := _surname_length(t))] + STAR * (len(t) - keep) for t in texts]

@@ -370,7 +370,7 @@ class SourceReader:
             return None  # known from the URL: no connection taken for nothing
         try:
             with self._connect() as conn:
-                if conn.dialect.name != "sqlite" or not _sqlite_json_canonical(conn):
+                if not _sqlite_json_canonical(conn):
                     return None
                 url = self.spec.location
                 for attempt in (0, 1):

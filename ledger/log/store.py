@@ -72,10 +72,6 @@ def node_key(node: merkle.NodeId) -> int:
     return layout.node_key(*node)
 
 
-def key_node(key: int) -> merkle.NodeId:
-    return layout.key_node(key)
-
-
 @dataclass(frozen=True)
 class NewEntry:
     """An event to append. ``event`` is the JSON object that becomes the leaf (canonicalised);
