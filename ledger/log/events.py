@@ -48,15 +48,18 @@ def trail_columns(event: Mapping[str, Any]) -> TrailColumns:
     (the canonical entry stays the authority): provider, grant (or open contract), purpose and
     mode, each cut to its column's width."""
 
-    def text(key: str, limit: int) -> str | None:
-        value = event.get(key)
-        return value[:limit] if isinstance(value, str) else None
-
+    # inline, not a helper per field: this runs for every appended entry
+    get = event.get
+    provider, grant, purpose, mode = get("provider"), get("grant"), get("purpose"), get("mode")
+    grant = grant[:80] if isinstance(grant, str) else None
+    if not grant:
+        contract = get("contract")
+        grant = contract[:80] if isinstance(contract, str) else None
     return (
-        text("provider", 64),
-        text("grant", 80) or text("contract", 80),
-        text("purpose", 64),
-        text("mode", 16),
+        provider[:64] if isinstance(provider, str) else None,
+        grant,
+        purpose[:64] if isinstance(purpose, str) else None,
+        mode[:16] if isinstance(mode, str) else None,
     )
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TypeAlias
 
 from ledger.errors import InvalidInput, NotFound, VerificationError
@@ -43,6 +44,7 @@ __all__ = [
     "assemble",
     "consistency_proof_plan",
     "fold",
+    "gc_paused",
     "inclusion_proof_plan",
     "leaf_hash",
     "node_hash",
@@ -68,6 +70,24 @@ NodeId: TypeAlias = tuple[int, int]
 
 Plan: TypeAlias = list[list[NodeId]]
 """One group of perfect nodes per proof element; each group right-folds into that element."""
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside the block, for code that builds many small containers
+    holding no cycles (nodes, rows): each collection of the older generations walks every live
+    container, so with GC on, building n of them costs O(n²) — a 10,000-entry append spent more
+    time collecting than writing (docs/benchmarks.md). Only the outermost pause turns GC back on,
+    and only if it was on: a pause inside another, or in another thread meanwhile, leaves it to
+    whoever turned it off; allocation counts keep accruing, so the first allocation after the
+    pause collects as it would have."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,9 +579,7 @@ class CompactRange:
         size = self._size
         # The output is ~2 small tuples per node and holds no cycles; letting the cyclic GC
         # rescan the growing list costs 3-4x the hashing itself at 1M leaves.
-        gc_was_enabled = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             for h in leaf_hashes:
                 if len(h) != HASH_SIZE:
                     raise InvalidInput(
@@ -576,9 +594,6 @@ class CompactRange:
                     emit(((level, s), h))
                 push(h)
                 size += 1
-        finally:
-            if gc_was_enabled:
-                gc.enable()
         new = CompactRange.__new__(CompactRange)
         new._size = size
         new._hashes = tuple(stack)

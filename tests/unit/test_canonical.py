@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.canonical import canonical_json, sha256_hex
+from ledger.canonical import canonical_json, canonical_json_many, sha256_hex
 from ledger.errors import InvalidInput
 
 # RFC 8785 §3.2.2 input, verbatim (parsed with the stdlib, as a producer would).
@@ -236,3 +236,35 @@ def test_fast_path_edge_cases_match_rfc8785() -> None:
         ["贵阳", "\U0001f600", "\u00e9"],
     ):
         assert canonical_json(value) == rfc8785.dumps(value)  # type: ignore[arg-type]
+
+
+@given(st.lists(_plain_json | json_values, max_size=6))
+def test_many_matches_one_by_one(values: list[object]) -> None:
+    """``canonical_json_many`` gives each value's ``canonical_json`` bytes, or raises the same
+    error: plain batches (one check, the C encoder), mixed ones (the slow path), lone surrogates."""
+    try:
+        expected = [canonical_json(v) for v in values]
+    except InvalidInput as exc:
+        with pytest.raises(InvalidInput) as info:
+            canonical_json_many(values)
+        assert (info.value.code, str(info.value)) == (exc.code, str(exc))
+        return
+    assert canonical_json_many(values) == expected
+
+
+def test_many_edge_cases() -> None:
+    import rfc8785
+
+    batch: list[object] = [
+        {"event_id": "e-1", "n": 2**53 - 1, "fields": ["a", "b"], "x": None, "ok": True},
+        {"event_id": "e-2", "n": -(2**53 - 1), "fields": [], "x": '\x00\u2028"', "ok": False},
+        {"event_id": "e-3", "s": "\ud800"},  # a lone surrogate in a plain batch: that one is refused
+    ]
+    with pytest.raises(InvalidInput) as info:
+        canonical_json_many(batch)
+    assert info.value.code == "invalid_json"
+    assert canonical_json_many(batch[:2]) == [rfc8785.dumps(v) for v in batch[:2]]  # type: ignore[arg-type]
+    assert canonical_json_many([{"f": 1.5}, {"k": 2**53}][:1]) == [b'{"f":1.5}']  # not plain: rfc8785
+    with pytest.raises(InvalidInput):
+        canonical_json_many([{"ok": 1}, {"k": 2**53}])
+    assert canonical_json_many([]) == []

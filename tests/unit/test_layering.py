@@ -30,6 +30,7 @@ PURE_ALLOWED = {
     "__future__",
     "typing",
     "collections",
+    "contextlib",
     "dataclasses",
     "enum",
     "functools",

@@ -171,3 +171,23 @@ def test_the_producer_process_needs_no_guarded_main_module(tmp_path: Path) -> No
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["500", "500"]
+
+
+@pytest.mark.parametrize(
+    ("event", "columns"),
+    [
+        ({}, (None, None, None, None)),
+        (
+            {"provider": "p" * 70, "grant": "g" * 90, "purpose": "u" * 70, "mode": "m" * 20},
+            ("p" * 64, "g" * 80, "u" * 64, "m" * 16),
+        ),
+        ({"grant": "", "contract": "c-1"}, (None, "c-1", None, None)),  # an empty grant: the contract
+        ({"grant": 7, "contract": "c-1"}, (None, "c-1", None, None)),  # not text: as if absent
+        ({"grant": "", "contract": ""}, (None, "", None, None)),
+        ({"grant": "g-1", "contract": "c-1", "provider": 3, "mode": None}, (None, "g-1", None, None)),
+    ],
+)
+def test_trail_columns(event: dict[str, object], columns: tuple[str | None, ...]) -> None:
+    """The trail's copies of an entry's fields: text only, cut to the column widths, the grant or
+    else the open contract."""
+    assert trail_columns(event) == columns
