@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, status
+from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
 from api.deps import CurrentParty, LedgerDep
@@ -60,3 +61,55 @@ def bundle(
     ledger: LedgerDep, caller: CurrentParty, index: Annotated[int, Path(ge=0, le=2**48)]
 ) -> dict[str, Any]:
     return ledger.log.bundle(caller, index)
+
+
+# C2SP tlog-tiles (https://c2sp.org/tlog-tiles) under one prefix, for standard transparency-log
+# tooling (witnesses, monitors, mirrors): the signed checkpoint, the hash tiles and the entry
+# bundles of the latest anchored tree. docs/log.md, "Tiles for standard tooling".
+TLOG = "/v1/log/tlog"
+_IMMUTABLE = {"Cache-Control": "private, max-age=31536000, immutable"}
+_OCTETS = "application/octet-stream"
+
+
+@router.get(
+    TLOG + "/checkpoint",
+    summary="tlog-tiles: the latest anchored checkpoint as a C2SP signed note (text/plain)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def tlog_checkpoint(ledger: LedgerDep, caller: CurrentParty) -> Response:
+    return Response(
+        ledger.log.tlog_checkpoint(),
+        media_type="text/plain; charset=utf-8",
+        headers={"Cache-Control": "private, max-age=2"},
+    )
+
+
+@router.get(
+    TLOG + "/tile/entries/{path:path}",
+    summary="tlog-tiles: an entry bundle (uint16-length-prefixed entries; regulators, registrar, operator)",
+    response_class=Response,
+    responses={200: {"content": {_OCTETS: {}}}},
+)
+def tlog_entries(
+    ledger: LedgerDep,
+    caller: CurrentParty,
+    path: str,
+    accept_encoding: Annotated[str, Header()] = "",
+) -> Response:
+    body = ledger.log.tlog_entries(caller, path)
+    headers = {**_IMMUTABLE, "Vary": "Accept-Encoding"}
+    if "gzip" in accept_encoding.lower():  # tlog-tiles: bundles SHOULD be compressed over HTTP
+        body = gzip.compress(body, compresslevel=6, mtime=0)
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, media_type=_OCTETS, headers=headers)
+
+
+@router.get(
+    TLOG + "/tile/{level:int}/{path:path}",
+    summary="tlog-tiles: a tile of Merkle tree hashes (level L holds tree level 8·L)",
+    response_class=Response,
+    responses={200: {"content": {_OCTETS: {}}}},
+)
+def tlog_tile(ledger: LedgerDep, caller: CurrentParty, level: int, path: str) -> Response:
+    return Response(ledger.log.tlog_tile(level, path), media_type=_OCTETS, headers=_IMMUTABLE)

@@ -19,6 +19,8 @@ insertion point per tile level instead of one per tree level.
 
 from __future__ import annotations
 
+from ledger.errors import InvalidInput
+
 TILE_HEIGHT = 8
 _TILE_LEVEL_SHIFT = 56
 _POSITION_BITS = 9
@@ -62,3 +64,55 @@ def leaf_key_range(start: int, end: int) -> tuple[int, int]:
 def leaf_index(key: int) -> int:
     """The leaf index of a level-0 key (see :func:`leaf_key_range`)."""
     return ((key >> _POSITION_BITS) << TILE_HEIGHT) | (key & (TILE_WIDTH - 1))
+
+
+# -- C2SP tlog-tiles names (docs/log.md, "Tiles for standard tooling") ---------------------------
+# A tlog tile of level L is the 256 consecutive hashes of tree level 8L: exactly the lowest level
+# of our tiles, positions 0…255 of tile level L. Its hashes are one contiguous key range.
+
+TLOG_TILE_BYTES = TILE_WIDTH * 32
+
+
+def tlog_tile_keys(level: int, index: int, width: int) -> tuple[int, int]:
+    """Keys ``[low, high)`` of the ``width`` hashes of tlog tile ``level``/``index``: the nodes of
+    tree level ``8·level`` at ``index·256 … index·256 + width − 1``."""
+    low = node_key(TILE_HEIGHT * level, index << TILE_HEIGHT)
+    return low, low + width
+
+
+def tlog_tile_path(index: int, width: int | None = None) -> str:
+    """The tlog-tiles path of tile ``index`` (``x001/x234/067``), with ``.p/<width>`` if partial."""
+    digits = f"{index:03d}"
+    digits = "0" * (-len(digits) % 3) + digits
+    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    path = "/".join([*(f"x{g}" for g in groups[:-1]), groups[-1]])
+    return path if width is None else f"{path}.p/{width}"
+
+
+def parse_tlog_tile_path(path: str) -> tuple[int, int | None]:
+    """``(index, width)`` of a tlog-tiles path (``width`` None for a full tile). Only the one
+    spelling :func:`tlog_tile_path` gives is accepted — three-digit groups, ``x`` before all but
+    the last, no superfluous leading group, a width 1…255 without leading zeros — so each tile
+    has one name; anything else raises :class:`InvalidInput` ``invalid_tile_path``."""
+    parts = path.split("/")
+    width: int | None = None
+    if len(parts) >= 2 and parts[-2].endswith(".p"):
+        text = parts.pop()
+        parts[-1] = parts[-1][:-2]
+        width = int(text) if text.isdigit() and text.isascii() and len(text) <= 3 else 0
+        if not 1 <= width < TILE_WIDTH or str(width) != text:
+            raise InvalidInput(
+                f"a partial tile's width is 1…255 without leading zeros, not {text!r}",
+                code="invalid_tile_path",
+            )
+    groups = [p[1:] for p in parts[:-1] if p.startswith("x")] + parts[-1:]
+    if (
+        len(groups) != len(parts)
+        or len(groups) > 6
+        or not all(len(g) == 3 and g.isdigit() and g.isascii() for g in groups)
+    ):
+        raise InvalidInput(f"not a tile index path (x001/x234/067): {path!r}", code="invalid_tile_path")
+    index = int("".join(groups))
+    if tlog_tile_path(index, width) != path:
+        raise InvalidInput(f"not the canonical path of tile {index}: {path!r}", code="invalid_tile_path")
+    return index, width

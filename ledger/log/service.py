@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
+from ledger.log import layout
 from ledger.log.anchoring import Anchorer
 from ledger.log.events import AccessEvent, EncodedEntry, GatewayEntry
 from ledger.log.note import NoteSigner
@@ -33,6 +34,14 @@ AUDITORS = (PartyKind.REGULATOR, PartyKind.REGISTRAR)
 
 def hx(value: bytes) -> str:
     return "0x" + value.hex()
+
+
+def _check_entry_reader(caller: Party) -> None:
+    """Raw entries (and entry bundles) are for regulators, the registrar and the operator."""
+    if caller.kind not in (*AUDITORS, PartyKind.OPERATOR):
+        raise Forbidden(
+            "log entries are for regulators, the registrar and the operator", code="forbidden_role"
+        )
 
 
 class NotAnchoredYet(Conflict):
@@ -192,10 +201,7 @@ class LogService:
         }
 
     def entries(self, caller: Party, start: int, end: int) -> list[dict[str, Any]]:
-        if caller.kind not in (*AUDITORS, PartyKind.OPERATOR):
-            raise Forbidden(
-                "log entries are for regulators, the registrar and the operator", code="forbidden_role"
-            )
+        _check_entry_reader(caller)
         if start < 0 or end <= start:
             raise InvalidInput("need 0 <= start < end", code="invalid_range")
         if end - start > MAX_ENTRIES_PAGE:
@@ -204,6 +210,61 @@ class LogService:
             {"index": e.index, "event_id": e.event_id, "kind": e.kind, "entry": json.loads(e.entry)}
             for e in self.log.entries(start, end)
         ]
+
+    # -- C2SP tlog-tiles (docs/log.md, "Tiles for standard tooling") ------------------------------
+    def tlog_checkpoint(self) -> str:
+        """The latest anchored checkpoint as its C2SP signed note (``<prefix>/checkpoint``)."""
+        latest = self.log.latest_checkpoint()
+        if latest is None:
+            raise NotFound("nothing is anchored yet: no checkpoint", code="no_checkpoint")
+        return latest.note
+
+    def _tlog_extent(self, level: int, path: str) -> tuple[int, int, bool]:
+        """``(index, width, partial)`` of a tlog tile path at ``level``, if the tile lies inside the
+        latest anchored tree — what the log has signed, so what is served never changes."""
+        if not 0 <= level <= 63:
+            raise InvalidInput(f"tile level {level} is outside 0…63", code="invalid_tile_path")
+        index, width = layout.parse_tlog_tile_path(path)
+        latest = self.log.latest_checkpoint()
+        anchored = 0 if latest is None else latest.size
+        wanted = width or layout.TILE_WIDTH
+        # the tile's last hash covers leaves up to (index·256 + wanted)·256^level
+        if (index * layout.TILE_WIDTH + wanted) << (layout.TILE_HEIGHT * level) > anchored:
+            raise NotFound(
+                f"tile {level}/{path} is not inside the anchored tree (size {anchored})",
+                code="tile_not_found",
+            )
+        return index, wanted, width is not None
+
+    def tlog_tile(self, level: int, path: str) -> bytes:
+        """Tile ``<prefix>/tile/<level>/<path>``: the hashes of tree level ``8·level`` it names."""
+        index, width, _ = self._tlog_extent(level, path)
+        return self.log.tlog_tile(level, index, width)
+
+    def tlog_entries(self, caller: Party, path: str) -> bytes:
+        """Entry bundle ``<prefix>/tile/entries/<path>``: each entry's bytes after its length as a
+        big-endian uint16. The entries are the access events themselves, so only the parties that
+        may read raw entries may fetch them; an entry longer than 65,535 bytes (an access with
+        thousands of subject hashes) cannot be written in a bundle — refused, naming it, rather
+        than cut."""
+        _check_entry_reader(caller)
+        index, width, _ = self._tlog_extent(0, path)
+        start = index * layout.TILE_WIDTH
+        stored = self.log.entries(start, start + width)
+        if len(stored) != width:
+            raise NotFound(f"entries {start}…{start + width - 1} are incomplete", code="entry_not_found")
+        out = bytearray()
+        for e in stored:
+            if len(e.entry) > 0xFFFF:
+                raise InvalidInput(
+                    f"log entry {e.index} is {len(e.entry):,} bytes, more than an entry bundle can hold "
+                    "(65,535); read it from GET /v1/log/entries",
+                    code="entry_too_large",
+                    index=e.index,
+                )
+            out += len(e.entry).to_bytes(2, "big")
+            out += e.entry
+        return bytes(out)
 
     def bundle(self, caller: Party, index: int) -> dict[str, Any]:
         stored = self.log.entry(index)

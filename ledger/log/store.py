@@ -552,6 +552,33 @@ class LogStore:
             found.update(fetched)
         return found
 
+    def tlog_tile(self, level: int, index: int, width: int) -> bytes:
+        """The ``width`` hashes of C2SP tlog tile ``level``/``index`` (tree level ``8·level``,
+        nodes ``index·256 …``), concatenated: one key-range read (``layout.tlog_tile_keys``). The
+        caller checks the tile lies inside the tree it serves; a hash missing there is damage
+        (:class:`merkle.MissingNodeError`)."""
+        low, high = layout.tlog_tile_keys(level, index, width)
+        raw = self.store.raw_reader()
+        if raw is not None:
+            try:
+                sql = "SELECT id, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
+                found = [(int(key), bytes(value)) for key, value in raw.execute(sql, (low, high))]
+            except sqlite3.Error as exc:
+                raise StoreError(f"database unavailable: {exc}") from exc
+        else:
+            with self.store.read_core() as conn:
+                result = conn.execute(
+                    select(_NODES.c.id, _NODES.c.hash)
+                    .where(_NODES.c.id >= low, _NODES.c.id < high)
+                    .order_by(_NODES.c.id)
+                )
+                found = [(int(key), bytes(value)) for key, value in result]
+        if len(found) != width:
+            have = {key for key, _ in found}
+            missing = next(key for key in range(low, high) if key not in have)
+            raise merkle.MissingNodeError(layout.key_node(missing))
+        return b"".join(value for _, value in found)
+
     def _range_root(self, start: int, end: int) -> bytes:
         """``MTH(D[start:end])`` of a right-border range, from its perfect nodes; memoised."""
         value = self._ranges.get((start, end))

@@ -116,6 +116,10 @@ MATRIX: dict[tuple[str, str], str | tuple[Cell, ...] | Console] = {
     ("GET", "/v1/log/entries"):                         (OK,    ROLE,  ROLE,  ROLE,  OK,    ROLE,  OK),
     ("POST", "/v1/access-events"):                      (ROLE,  ROLE,  ROLE,  ROLE,  OK,    ROLE,  ROLE),
     ("GET", "/v1/proofs/access/{index}"):               (OK,    OK,    OK,    HENT,  HENT,  HENT,  OK),
+    # C2SP tlog-tiles: the signed checkpoint and hash tiles like the proofs; entry bundles like entries
+    ("GET", "/v1/log/tlog/checkpoint"):                 ANY_PARTY,
+    ("GET", "/v1/log/tlog/tile/{level:int}/{path:path}"): ANY_PARTY,
+    ("GET", "/v1/log/tlog/tile/entries/{path:path}"):   (OK,    ROLE,  ROLE,  ROLE,  OK,    ROLE,  OK),
     # the catalog: browsing for every party; publishing for departments (谁拥有谁定级); new versions
     # and their signatures by the provider
     ("POST", "/v1/resources"):                          (ROLE,  OK,    OK,    OK,    ROLE,  ROLE,  ROLE),
@@ -333,6 +337,8 @@ def call(client: TestClient, world: World, method: str, path: str, headers: dict
     ):
         if "{" + name + "}" in url:
             url = url.replace("{" + name + "}", _path_value(world, name, path))
+    if path.startswith("/v1/log/tlog/"):  # the first leaf's tile and bundle (the world anchored it)
+        url = url.replace("{level:int}", "0").replace("{path:path}", "000.p/1")
     url = url.replace("{path:path}", "console.css")
     url += _query(world, path)
     body = _body(world, method, path)

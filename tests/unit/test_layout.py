@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ledger.errors import InvalidInput
 from ledger.log import layout, merkle
+from ledger.log.layout import node_key, parse_tlog_tile_path, tlog_tile_keys, tlog_tile_path
 
 LEVELS = st.integers(min_value=0, max_value=47)
 
@@ -57,3 +60,32 @@ def test_leaf_key_range_spans_exactly_the_leaves() -> None:
     low, high = layout.leaf_key_range(250, 1030)
     leaves = [layout.leaf_index(k) for k in range(low, high) if k & layout.POSITION_MASK < layout.TILE_WIDTH]
     assert leaves == list(range(250, 1030))
+
+
+def test_tlog_tile_paths_round_trip() -> None:
+
+    for index in (0, 7, 999, 1000, 1_234_067, 2**47 - 1):
+        for width in (None, 1, 255):
+            assert parse_tlog_tile_path(tlog_tile_path(index, width)) == (index, width)
+    assert tlog_tile_path(1_234_067) == "x001/x234/067"  # the spec's example
+    assert tlog_tile_path(1_234_067, 12) == "x001/x234/067.p/12"
+    assert tlog_tile_path(5) == "005"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["5", "0005", "x000/005", "x001", "001/002", "x01/234", "067.p", "067.p/0", "067.p/256", "067.p/012",
+     "067.p/1/2", "", "abc", "٠٠٥", "x001/x234/067.p/12x", "x001/x001/x001/x001/x001/x001/001"],
+)  # fmt: skip
+def test_tlog_tile_paths_have_one_spelling(path: str) -> None:
+
+    with pytest.raises(InvalidInput) as info:
+        parse_tlog_tile_path(path)
+    assert info.value.code == "invalid_tile_path"
+
+
+def test_tlog_tile_keys_are_our_tiles_lowest_level() -> None:
+
+    for level, index in ((0, 0), (0, 273), (1, 1), (2, 0), (5, 3)):
+        low, high = tlog_tile_keys(level, index, 256)
+        assert [node_key(8 * level, index * 256 + i) for i in range(256)] == list(range(low, high))
