@@ -21,10 +21,8 @@ against them.
 
 from __future__ import annotations
 
-import gc
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TypeAlias
 
 from ledger.errors import InvalidInput, NotFound, VerificationError
@@ -44,7 +42,6 @@ __all__ = [
     "assemble",
     "consistency_proof_plan",
     "fold",
-    "gc_paused",
     "inclusion_proof_plan",
     "leaf_hash",
     "node_hash",
@@ -70,24 +67,6 @@ NodeId: TypeAlias = tuple[int, int]
 
 Plan: TypeAlias = list[list[NodeId]]
 """One group of perfect nodes per proof element; each group right-folds into that element."""
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """No cyclic garbage collection inside the block, for code that builds many small containers
-    holding no cycles (nodes, rows): each collection of the older generations walks every live
-    container, so with GC on, building n of them costs O(n²) — a 10,000-entry append spent more
-    time collecting than writing (docs/benchmarks.md). Only the outermost pause turns GC back on,
-    and only if it was on: a pause inside another, or in another thread meanwhile, leaves it to
-    whoever turned it off; allocation counts keep accruing, so the first allocation after the
-    pause collects as it would have."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 # --------------------------------------------------------------------------------------------
@@ -577,23 +556,23 @@ class CompactRange:
         emit = out.append
         sha = _sha256
         size = self._size
-        # The output is ~2 small tuples per node and holds no cycles; letting the cyclic GC
-        # rescan the growing list costs 3-4x the hashing itself at 1M leaves.
-        with gc_paused():
-            for h in leaf_hashes:
-                if len(h) != HASH_SIZE:
-                    raise InvalidInput(
-                        f"leaf hash {size} is {len(h)} bytes, want {HASH_SIZE}", code="invalid_hash_length"
-                    )
-                emit(((0, size), h))
-                s, level = size, 0
-                while s & 1:
-                    h = sha(b"\x01" + pop() + h).digest()
-                    s >>= 1
-                    level += 1
-                    emit(((level, s), h))
-                push(h)
-                size += 1
+        # The output is ~2 small tuples per node and holds no cycles: callers appending many
+        # leaves pause the cyclic GC (``ledger.gcpause``, as ``LogStore.append`` does) — letting
+        # it rescan the growing list costs 3-4x the hashing itself at 1M leaves.
+        for h in leaf_hashes:
+            if len(h) != HASH_SIZE:
+                raise InvalidInput(
+                    f"leaf hash {size} is {len(h)} bytes, want {HASH_SIZE}", code="invalid_hash_length"
+                )
+            emit(((0, size), h))
+            s, level = size, 0
+            while s & 1:
+                h = sha(b"\x01" + pop() + h).digest()
+                s >>= 1
+                level += 1
+                emit(((level, s), h))
+            push(h)
+            size += 1
         new = CompactRange.__new__(CompactRange)
         new._size = size
         new._hashes = tuple(stack)

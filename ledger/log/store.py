@@ -22,7 +22,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import islice
@@ -38,6 +38,7 @@ from sqlalchemy.types import TypeEngine
 
 from ledger.canonical import canonical_json, canonical_json_many
 from ledger.errors import Conflict, InvalidInput, NotFound, StoreError
+from ledger.gcpause import gc_paused
 from ledger.log import layout, merkle
 from ledger.log.events import TrailColumns, trail_columns
 from ledger.store.db import Store
@@ -65,6 +66,7 @@ _TIME_BLOCKS = cast(Table, LogTimeBlock.__table__)
 # or the time, which grow with the log), so it costs an append little — less than its own sort
 # after the import, one scan of the whole table each (docs/benchmarks.md, the Guiyang replay).
 _SCATTERED_BY = frozenset({"resource"})
+_PAUSE_GC_AT = 256  # entries: a batch this large appends with the cyclic GC paused
 TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
 
@@ -368,8 +370,9 @@ class LogStore:
             raise InvalidInput("a batch names the same event_id twice", code="duplicate_event_id")
         # The rows, nodes and results are small containers without cycles, tens per entry:
         # collecting while they pile up cost a 10,000-entry batch more than its writes
-        # (docs/benchmarks.md, "The append without the garbage collector").
-        with merkle.gc_paused():
+        # (docs/benchmarks.md, "The append without the garbage collector"). A gateway's single
+        # access gains nothing from a pause, so only batches take one.
+        with gc_paused() if len(entries) >= _PAUSE_GC_AT else nullcontext():
             encoded = _leaves(entries)
             request_hashes = [
                 e.request_hash or hashlib.sha256(b).digest() for e, b in zip(entries, encoded, strict=True)

@@ -30,7 +30,6 @@ PURE_ALLOWED = {
     "__future__",
     "typing",
     "collections",
-    "contextlib",
     "dataclasses",
     "enum",
     "functools",

@@ -8,7 +8,6 @@ exact error type, with its stable code.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import itertools
 from collections.abc import Callable
@@ -586,25 +585,3 @@ def test_error_codes_are_stable() -> None:
             RootMismatchError,
         )
     )
-
-
-def test_gc_paused_restores_what_it_found() -> None:
-    from ledger.log.merkle import gc_paused
-
-    assert gc.isenabled()
-    try:
-        with gc_paused():
-            assert not gc.isenabled()
-            with gc_paused():  # nested: the inner pause leaves GC off for the outer one
-                assert not gc.isenabled()
-            assert not gc.isenabled()
-        assert gc.isenabled()
-        with pytest.raises(RuntimeError), gc_paused():  # turned back on when the block raises
-            raise RuntimeError("boom")
-        assert gc.isenabled()
-        gc.disable()
-        with gc_paused():
-            pass
-        assert not gc.isenabled()  # off before: left off
-    finally:
-        gc.enable()
