@@ -465,7 +465,48 @@ def compare(size: int, proofs: int, workdir: Path, say: Say) -> tuple[list[Row],
             "proofs/s",
         )
     )
+    rows.extend(tile_rows(ours_path, size, case))
     return rows, ours_path
+
+
+def _tlog_tiles(size: int) -> list[tuple[int, int, int]]:
+    """``(level, index, width)`` of every tlog tile of a tree of ``size``: the full ones, and the
+    partial one of width ``floor(size / 256^level) mod 256`` where there is one."""
+    out = []
+    level = 0
+    while size >> (8 * level):
+        below = size >> (8 * level)
+        out += [(level, n, 256) for n in range(below // 256)]
+        if below % 256:
+            out.append((level, below // 256, below % 256))
+        level += 1
+    return out
+
+
+def tile_rows(path: Path, size: int, case: str) -> list[Row]:
+    """Every C2SP tlog tile of the log (what a mirror fetches to hold the whole tree), read by
+    ``LogStore.tlog_tile`` (one key range each) beside the same hashes by primary key
+    (``LogStore.nodes``: one ``IN`` list of up to 256 keys a tile), each from a fresh store."""
+    tiles = _tlog_tiles(size)
+    ranged = _open_log(_sqlite_url(path))
+    by_range = _timed(lambda: [ranged.tlog_tile(level, n, w) for level, n, w in tiles])
+    keyed = _open_log(_sqlite_url(path))
+    wanted = [[(8 * level, (n << 8) + i) for i in range(w)] for level, n, w in tiles]
+    by_key = _timed(lambda: [keyed.nodes(ids) for ids in wanted])
+    for (level, n, w), ids in list(zip(tiles, wanted, strict=True))[:: max(1, len(tiles) // 20)]:
+        found = keyed.nodes(ids)
+        if ranged.tlog_tile(level, n, w) != b"".join(found[i] for i in ids):
+            raise RuntimeError(f"tile {level}/{n} differs from its nodes")
+    ranged.store.close()
+    keyed.store.close()
+    hashes = sum(w for _, _, w in tiles)
+    note = f"{hashes * 32 / by_range / 1e6:.0f} MB/s of hashes; {by_key / by_range:.1f}× the keyed reads"
+    return [
+        Row(M_CMP, case + f"tlog tiles: all {len(tiles):,}, LogStore.tlog_tile", len(tiles), by_range,
+            len(tiles) / by_range, "tiles/s", note),
+        Row(M_CMP, case + "tlog tiles: the same hashes by key (LogStore.nodes, ≤ 256 a query)", len(tiles),
+            by_key, len(tiles) / by_key, "tiles/s"),
+    ]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- 3. latency at size

@@ -559,28 +559,33 @@ class LogStore:
         """The ``width`` hashes of C2SP tlog tile ``level``/``index`` (tree level ``8·level``,
         nodes ``index·256 …``), concatenated: one key-range read (``layout.tlog_tile_keys``). The
         caller checks the tile lies inside the tree it serves; a hash missing there is damage
-        (:class:`merkle.MissingNodeError`)."""
+        (:class:`merkle.MissingNodeError`, naming the first one)."""
         low, high = layout.tlog_tile_keys(level, index, width)
-        raw = self.store.raw_reader()
-        if raw is not None:
-            try:
-                sql = "SELECT id, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
-                found = [(int(key), bytes(value)) for key, value in raw.execute(sql, (low, high))]
-            except sqlite3.Error as exc:
-                raise StoreError(f"database unavailable: {exc}") from exc
-        else:
-            with self.store.read_core() as conn:
-                result = conn.execute(
-                    select(_NODES.c.id, _NODES.c.hash)
-                    .where(_NODES.c.id >= low, _NODES.c.id < high)
-                    .order_by(_NODES.c.id)
-                )
-                found = [(int(key), bytes(value)) for key, value in result]
-        if len(found) != width:
-            have = {key for key, _ in found}
+        hashes = self._node_range(low, high, with_keys=False)
+        if len(hashes) != width:
+            have = {key for key, _ in self._node_range(low, high, with_keys=True)}
             missing = next(key for key in range(low, high) if key not in have)
             raise merkle.MissingNodeError(layout.key_node(missing))
-        return b"".join(value for _, value in found)
+        return b"".join(value for _, value in hashes)
+
+    def _node_range(self, low: int, high: int, *, with_keys: bool) -> list[tuple[int, bytes]]:
+        """``(key, hash)`` of the stored nodes with keys in ``[low, high)``, in key order (the
+        keys 0 unless ``with_keys``: a tile's read needs only the hashes)."""
+        column = "id" if with_keys else "0"
+        raw = self.store.raw_reader()
+        if raw is not None:
+            sql = f"SELECT {column}, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
+            try:
+                return raw.execute(sql, (low, high)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"database unavailable: {exc}") from exc
+        with self.store.read_core() as conn:
+            result = conn.execute(
+                select(_NODES.c.id, _NODES.c.hash)
+                .where(_NODES.c.id >= low, _NODES.c.id < high)
+                .order_by(_NODES.c.id)
+            )
+            return [(int(key), bytes(value)) for key, value in result]
 
     def _range_root(self, start: int, end: int) -> bytes:
         """``MTH(D[start:end])`` of a right-border range, from its perfect nodes; memoised."""
