@@ -137,6 +137,56 @@ def verify_bundle_cmd(
     )
 
 
+@app.command()
+def monitor(
+    url: Annotated[str, typer.Option("--url", help="the sharetrail server, e.g. https://ledger.example.gov")],
+    rpc: Annotated[str, typer.Option("--rpc", help="chain JSON-RPC endpoint URL")],
+    token: Annotated[
+        str, typer.Option("--token", envvar="SHARETRAIL_TOKEN", help="an API token (env SHARETRAIL_TOKEN)")
+    ],
+    key: Annotated[
+        str | None, typer.Option("--key", help="the operator's note verifier key (else pinned on first run)")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option("--state", help="JSON file: the pinned key and the checkpoint seen last")
+    ] = None,
+    entries: Annotated[
+        bool,
+        typer.Option("--entries", help="also check every entry (regulator, registrar or operator token)"),
+    ] = False,
+) -> None:
+    """Check the whole log from outside: signed checkpoint, its anchor on chain, every tile, growth."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ledger.errors import VerificationError
+    from ledger.log.monitor import monitor as run_monitor
+
+    console = Console(stderr=True)
+    columns = (TextColumn("tiles"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task("tiles", total=None)
+            report = run_monitor(
+                url.rstrip("/"),
+                token,
+                rpc,
+                key=key,
+                state_path=state,
+                entries=entries,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except VerificationError as exc:
+        typer.echo(f"FAILED {exc.code}: {exc.message}")
+        raise typer.Exit(1) from exc
+    grew = "" if report.previous_size is None else f"; grew from {report.previous_size:,} (append-only)"
+    checked = f"; {report.entries:,} entries match their leaves" if entries else ""
+    typer.echo(
+        f"OK: {report.origin} size {report.size:,} root 0x{report.root.hex()} is signed, anchored on chain "
+        f"and matches all {report.tiles:,} tiles{grew}{checked}"
+    )
+
+
 CountOpt = Annotated[int | None, typer.Option(min=0, help="set this count (overrides --scale)")]
 SIM_SQLITE_CACHE_MIB = 4096  # ledger.sim.run.SimOptions' default (imported lazily there)
 

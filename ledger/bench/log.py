@@ -45,6 +45,7 @@ from ledger.identity.parties import NewParty
 from ledger.identity.uscc import make_uscc
 from ledger.log import merkle
 from ledger.log.events import AccessEvent
+from ledger.log.monitor import tlog_tiles
 from ledger.log.store import LogStore, NewEntry
 from ledger.log.verify import chain_checkpoints, verify
 from ledger.runtime import Ledger
@@ -469,25 +470,11 @@ def compare(size: int, proofs: int, workdir: Path, say: Say) -> tuple[list[Row],
     return rows, ours_path
 
 
-def _tlog_tiles(size: int) -> list[tuple[int, int, int]]:
-    """``(level, index, width)`` of every tlog tile of a tree of ``size``: the full ones, and the
-    partial one of width ``floor(size / 256^level) mod 256`` where there is one."""
-    out = []
-    level = 0
-    while size >> (8 * level):
-        below = size >> (8 * level)
-        out += [(level, n, 256) for n in range(below // 256)]
-        if below % 256:
-            out.append((level, below // 256, below % 256))
-        level += 1
-    return out
-
-
 def tile_rows(path: Path, size: int, case: str) -> list[Row]:
     """Every C2SP tlog tile of the log (what a mirror fetches to hold the whole tree), read by
     ``LogStore.tlog_tile`` (one key range each) beside the same hashes by primary key
     (``LogStore.nodes``: one ``IN`` list of up to 256 keys a tile), each from a fresh store."""
-    tiles = _tlog_tiles(size)
+    tiles = tlog_tiles(size)
     ranged = _open_log(_sqlite_url(path))
     by_range = _timed(lambda: [ranged.tlog_tile(level, n, w) for level, n, w in tiles])
     keyed = _open_log(_sqlite_url(path))

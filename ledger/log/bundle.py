@@ -20,7 +20,8 @@ against the chain (:mod:`ledger.log.authority`): proof of authorized use, not on
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
@@ -33,6 +34,7 @@ from ledger.log import merkle
 from ledger.log.authority import check_authority
 from ledger.log.note import parse_checkpoint
 
+T = TypeVar("T")
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 MAX_ENTRY_DEPTH = 32
 """An access event is a flat object; deeper nesting is refused before canonicalisation recurses."""
@@ -177,6 +179,49 @@ def _emitted(
     )
 
 
+def _read(rpc_url: str, call: Callable[[], T]) -> T:
+    """``call()`` against the chain, its failures as ``chain_unreachable``."""
+    try:
+        return call()
+    except (Web3Exception, OSError, ValueError) as exc:
+        raise VerificationError(
+            f"cannot read the chain at {rpc_url}: {exc}", code="chain_unreachable"
+        ) from exc
+
+
+def _anchor_contract(rpc_url: str, contract_address: str, chain_id: int, timeout: float) -> tuple[Web3, Any]:
+    """A connection to ``rpc_url`` checked to serve ``chain_id``, and the anchor contract's views."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    if not Web3.is_address(contract_address):
+        raise VerificationError(f"{contract_address!r} is not an address", code="bad_anchor_address")
+    actual_chain = _read(rpc_url, lambda: int(w3.eth.chain_id))
+    if actual_chain != chain_id:
+        raise VerificationError(
+            f"the endpoint serves chain {actual_chain}, the log was anchored on chain {chain_id}",
+            code="chain_id_mismatch",
+        )
+    contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=ANCHOR_VIEW_ABI)
+    return w3, contract
+
+
+def anchored_root(
+    rpc_url: str,
+    contract_address: str,
+    chain_id: int,
+    size: int,
+    *,
+    timeout: float = 30.0,
+    reader: tuple[Web3, Any] | None = None,
+) -> bytes:
+    """``rootAt(size)`` of the anchor contract at ``contract_address`` on chain ``chain_id``
+    (checked), through ``rpc_url``; raises ``root_not_anchored`` if the chain holds none."""
+    _, contract = reader or _anchor_contract(rpc_url, contract_address, chain_id, timeout)
+    on_chain = bytes(_read(rpc_url, contract.functions.rootAt(size).call))
+    if on_chain == bytes(32):
+        raise VerificationError(f"no root is anchored for tree size {size}", code="root_not_anchored")
+    return on_chain
+
+
 def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
     """Verify a proof bundle against a chain endpoint. Returns None or raises VerificationError."""
     size, root, leaf = _self_contained(bundle)
@@ -191,25 +236,13 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
     anchor_ref = _tx_ref(anchor, "anchor")
     leaf_record = bundle.get("leaf_record")
     record = None if leaf_record is None else _tx_ref(leaf_record, "leaf_record")
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
-    try:
-        actual_chain = int(w3.eth.chain_id)
-        if actual_chain != chain_id:
-            raise VerificationError(
-                f"the endpoint serves chain {actual_chain}, the bundle was anchored on chain {chain_id}",
-                code="chain_id_mismatch",
-            )
-        contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=ANCHOR_VIEW_ABI)
-        on_chain = bytes(contract.functions.rootAt(size).call())
-        recorded_leaf = bytes(contract.functions.leafAt(index).call()) if record is not None else None
-    except VerificationError:
-        raise
-    except (Web3Exception, OSError, ValueError) as exc:
-        raise VerificationError(
-            f"cannot read the anchor contract at {rpc_url}: {exc}", code="chain_unreachable"
-        ) from exc
-    if on_chain == bytes(32):
-        raise VerificationError(f"no root is anchored for tree size {size}", code="root_not_anchored")
+    w3, contract = _anchor_contract(rpc_url, contract_address, chain_id, timeout)
+    on_chain = anchored_root(
+        rpc_url, contract_address, chain_id, size, timeout=timeout, reader=(w3, contract)
+    )
+    recorded_leaf = (
+        bytes(_read(rpc_url, contract.functions.leafAt(index).call)) if record is not None else None
+    )
     if on_chain != root:
         raise VerificationError(
             f"the anchored root for size {size} is 0x{on_chain.hex()}, the bundle claims 0x{root.hex()}",
