@@ -154,6 +154,14 @@ def monitor(
         bool,
         typer.Option("--entries", help="also check every entry (regulator, registrar or operator token)"),
     ] = False,
+    since_last: Annotated[
+        bool,
+        typer.Option(
+            "--since-last",
+            help="with --state: skip level-0 tiles and entries inside the tree checked last time",
+        ),
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="tile requests in flight")] = 8,
 ) -> None:
     """Check the whole log from outside: signed checkpoint, its anchor on chain, every tile, growth."""
     from rich.console import Console
@@ -174,6 +182,8 @@ def monitor(
                 key=key,
                 state_path=state,
                 entries=entries,
+                since_last=since_last,
+                workers=workers,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
             )
     except VerificationError as exc:

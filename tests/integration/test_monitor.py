@@ -169,3 +169,20 @@ def test_cli(env: dict[str, Any]) -> None:
     tamper(env["ledger"], "UPDATE log_entries SET entry = CAST('{}' AS BLOB) WHERE idx = 999")
     bad = CliRunner().invoke(cli, args)
     assert bad.exit_code == 1 and "FAILED entry_mismatch: log entry 999 " in bad.output
+
+
+def test_since_last_reads_only_what_is_new(env: dict[str, Any]) -> None:
+    """``since_last`` trusts the part checked last time through its root (recomputed from today's
+    higher tiles) and reads only the new leaves' tiles and entries; a full run reads everything, so
+    it also sees an old entry edited in the database."""
+    ledger, state = env["ledger"], env["tmp"] / "state.json"
+    grow(ledger, 1000)
+    assert run(env, "regulator", state_path=state, entries=True).entries == 1000
+    grow(ledger, 1300)
+    tamper(ledger, "UPDATE log_entries SET entry = CAST('{}' AS BLOB) WHERE idx = 3")
+    quick = run(env, "regulator", state_path=state, entries=True, since_last=True)
+    # tiles 0/003 (768…1023, holds leaf 1000 on) to 0/005.p/20, and the level-1 tile
+    assert (quick.previous_size, quick.entries, quick.tiles) == (1000, 1300 - 768, 4)
+    assert "log entry 3 " in fails("entry_mismatch", env, "regulator", state_path=state, entries=True)
+    state.unlink()
+    assert "log entry 3 " in fails("entry_mismatch", env, "regulator", entries=True, workers=1)
