@@ -761,6 +761,13 @@ def run_log_bench(
             anchor_rows = ack_to_anchored(ledger, sizes, say)
             say(f"5. verify over {sizes.verify_events:,} events …")
             verify_rows = verify_rate(ledger, sizes.verify_events, say)
+            registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+            _, regulator_token = ledger.parties.register(
+                registrar, NewParty(PartyKind.REGULATOR, "bench regulator", make_uscc(8003))
+            )
+        if http_app_factory is not None:
+            say("5. sharetrail monitor over HTTP on the same log …")
+            verify_rows += monitor_rows(http_app_factory, settings.data_dir, regulator_token, workdir)
         for row in ack_rows:
             target = 20_000 if "SQLite" in row.case and "HTTP" not in row.case else 5_000
             ratio = row.value / naive.value
@@ -787,6 +794,41 @@ def run_log_bench(
         result.rows.extend(anchor_rows)
         result.rows.extend(verify_rows)
     return result
+
+
+def monitor_rows(app_factory: str, data_dir: Path, token: str, workdir: Path) -> list[Row]:
+    """``sharetrail monitor`` (``ledger.log.monitor.monitor``) against uvicorn serving the log of
+    measure 5, its chain at ``/rpc``: one tile request at a time, eight, and eight with every
+    entry checked too."""
+    from ledger.bench.load import serve_uvicorn
+    from ledger.log.monitor import monitor
+
+    env = {
+        **os.environ,
+        "SHARETRAIL_DATA_DIR": str(data_dir),
+        "SHARETRAIL_BOOTSTRAP_TOKEN": BOOTSTRAP_TOKEN,
+        "SHARETRAIL_ANCHOR_LOOP": "false",
+    }
+    env.pop("SHARETRAIL_DB_URL", None)
+    rows = []
+    with serve_uvicorn(app_factory, env, workdir / "uvicorn-monitor.log") as base:
+        for workers, entries in ((1, False), (8, False), (8, True)):
+            began = time.perf_counter()
+            report = monitor(base, token, base + "/rpc", workers=workers, entries=entries)
+            seconds = time.perf_counter() - began
+            what = "tiles and entries" if entries else "tiles"
+            rows.append(
+                Row(
+                    M_VERIFY,
+                    f"sharetrail monitor over HTTP, {what}, {workers} request(s) in flight",
+                    report.size,
+                    seconds,
+                    report.size / seconds,
+                    "events/s",
+                    f"{report.tiles:,} tiles" + (f", {report.entries:,} entries" if entries else ""),
+                )
+            )
+    return rows
 
 
 def render(result: LogBenchResult) -> Table:
