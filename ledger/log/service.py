@@ -61,6 +61,7 @@ class LogService:
         self.anchorer = anchorer
         self.signer = signer
         self.onchain_levels = onchain_levels
+        self._anchored = 0  # the largest anchored tree size seen (tiles inside it are served)
         # Fills the bundle's "grant" section (the grant or contract and the signatures that made it).
         self.evidence: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None
 
@@ -225,13 +226,16 @@ class LogService:
         if not 0 <= level <= 63:
             raise InvalidInput(f"tile level {level} is outside 0…63", code="invalid_tile_path")
         index, width = layout.parse_tlog_tile_path(path)
-        latest = self.log.latest_checkpoint()
-        anchored = 0 if latest is None else latest.size
         wanted = width or layout.TILE_WIDTH
-        # the tile's last hash covers leaves up to (index·256 + wanted)·256^level
-        if (index * layout.TILE_WIDTH + wanted) << (layout.TILE_HEIGHT * level) > anchored:
+        # the tile's last hash covers leaves up to (index·256 + wanted)·256^level; the anchored
+        # size only grows, so one read of it serves every tile inside it
+        end = (index * layout.TILE_WIDTH + wanted) << (layout.TILE_HEIGHT * level)
+        if end > self._anchored:
+            latest = self.log.latest_checkpoint()
+            self._anchored = max(self._anchored, 0 if latest is None else latest.size)
+        if end > self._anchored:
             raise NotFound(
-                f"tile {level}/{path} is not inside the anchored tree (size {anchored})",
+                f"tile {level}/{path} is not inside the anchored tree (size {self._anchored})",
                 code="tile_not_found",
             )
         return index, wanted, width is not None
