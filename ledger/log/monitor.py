@@ -90,13 +90,7 @@ class TileTree:
     def prefetch(self, keys: Sequence[tuple[int, int]], workers: int) -> None:
         """Fetch the tiles ``(level, index)`` not held yet, ``workers`` requests at a time."""
         wanted = [key for key in dict.fromkeys(keys) if key not in self.tiles]
-        if workers <= 1 or len(wanted) <= 1:
-            for key in wanted:
-                self.tile(*key)
-            return
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            for _ in pool.map(lambda key: self.tile(*key), wanted):
-                pass
+        self._run(workers, lambda key: self.tile(*key), wanted)
 
     def check(
         self,
@@ -108,7 +102,8 @@ class TileTree:
     ) -> int:
         """Every full tile hashes to its entry in the tile above, except the level-0 tiles wholly
         inside the first ``known`` leaves (a tree verified before, whose root the caller checks
-        again from the higher tiles); ``leaves(index, hashes)`` sees each level-0 tile checked.
+        again from the higher tiles); ``leaves(index, hashes)`` sees each level-0 tile checked (a slice
+        at a time, ``workers`` calls at once).
         Tiles are fetched ``workers`` at a time, a slice at a time, and the full level-0 tiles are
         let go once checked (a 10M-leaf log has 39,000 of them). Returns how many were checked."""
         tiles = [
@@ -132,13 +127,26 @@ class TileTree:
                             level=level,
                             index=index,
                         )
-                if level == 0 and leaves is not None:
-                    leaves(index, hashes)
-                if level == 0 and width == TILE_WIDTH:
-                    del self.tiles[(0, index)]
                 if progress is not None:
                     progress(done, len(tiles))
+            level0 = [(index, self.tiles[(0, index)]) for level, index, _ in part if level == 0]
+            if leaves is not None:
+                self._run(workers, lambda item: leaves(*item), level0)
+            for index, hashes in level0:
+                if len(hashes) == TILE_WIDTH:
+                    del self.tiles[(0, index)]
         return len(tiles)
+
+    @staticmethod
+    def _run(workers: int, work: Callable[[Any], object], items: Sequence[Any]) -> None:
+        """``work`` on each of ``items``, ``workers`` at a time (its first error raised)."""
+        if workers <= 1 or len(items) <= 1:
+            for item in items:
+                work(item)
+            return
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for _ in pool.map(work, items):
+                pass
 
     def node(self, height: int, index: int) -> bytes:
         """MTH of the perfect subtree of ``2^height`` leaves from leaf ``index << height``."""
@@ -249,10 +257,10 @@ def monitor(
                 f"the log shrank: size {checkpoint.size}, {previous} last time", code="not_append_only"
             )
         known = previous if since_last and previous is not None else 0
-        checked = [0]
+        checked: list[int] = []  # appended from the worker threads (list.append is atomic)
 
         def entries_of(index: int, hashes: list[bytes]) -> None:
-            checked[0] += _check_bundle(http, get, index, hashes)
+            checked.append(_check_bundle(http, get, index, hashes))
 
         tiles = tree.check(progress, known=known, workers=workers, leaves=entries_of if entries else None)
         if tree.mth(checkpoint.size) != checkpoint.root:
@@ -284,7 +292,7 @@ def monitor(
         checkpoint.size,
         checkpoint.root,
         tiles,
-        checked[0],
+        sum(checked),
         previous,
     )
 
