@@ -70,8 +70,6 @@ def leaf_index(key: int) -> int:
 # A tlog tile of level L is the 256 consecutive hashes of tree level 8L: exactly the lowest level
 # of our tiles, positions 0…255 of tile level L. Its hashes are one contiguous key range.
 
-TLOG_TILE_BYTES = TILE_WIDTH * 32
-
 
 def tlog_tile_keys(level: int, index: int, width: int) -> tuple[int, int]:
     """Keys ``[low, high)`` of the ``width`` hashes of tlog tile ``level``/``index``: the nodes of

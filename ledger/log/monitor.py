@@ -214,19 +214,7 @@ def monitor(
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=timeout) as http:
 
         def get(path: str) -> httpx.Response:
-            try:
-                response = http.get(path)
-            except httpx.HTTPError as exc:
-                raise VerificationError(
-                    f"cannot reach the log at {url}: {exc}", code="log_unreachable"
-                ) from exc
-            if response.status_code != 200:
-                refused = response.status_code in (401, 403)
-                raise VerificationError(
-                    f"GET {path}: {response.status_code} {response.text[:300]}",
-                    code="log_forbidden" if refused else "log_unreachable",
-                )
-            return response
+            return _ok(_fetch(http, path))
 
         info = get("/v1/log/checkpoint").json()
         anchored = info.get("anchored")
@@ -260,7 +248,7 @@ def monitor(
         checked: list[int] = []  # appended from the worker threads (list.append is atomic)
 
         def entries_of(index: int, hashes: list[bytes]) -> None:
-            checked.append(_check_bundle(http, get, index, hashes))
+            checked.append(_check_bundle(http, index, hashes))
 
         tiles = tree.check(progress, known=known, workers=workers, leaves=entries_of if entries else None)
         if tree.mth(checkpoint.size) != checkpoint.root:
@@ -297,21 +285,40 @@ def monitor(
     )
 
 
-def _check_bundle(
-    http: httpx.Client, get: Callable[[str], httpx.Response], index: int, leaves: list[bytes]
-) -> int:
+def _fetch(http: httpx.Client, path: str) -> httpx.Response:
+    """GET ``path``; a transport failure is ``log_unreachable``."""
+    try:
+        return http.get(path)
+    except httpx.HTTPError as exc:
+        raise VerificationError(
+            f"cannot reach the log at {http.base_url}: {exc}", code="log_unreachable"
+        ) from exc
+
+
+def _ok(response: httpx.Response) -> httpx.Response:
+    """``response`` if it is a 200; else ``log_forbidden`` (401, 403) or ``log_unreachable``."""
+    if response.status_code != 200:
+        refused = response.status_code in (401, 403)
+        raise VerificationError(
+            f"GET {response.request.url.raw_path.decode()}: {response.status_code} {response.text[:300]}",
+            code="log_forbidden" if refused else "log_unreachable",
+        )
+    return response
+
+
+def _check_bundle(http: httpx.Client, index: int, leaves: list[bytes]) -> int:
     """The entries of level-0 tile ``index`` hash to its ``leaves``; returns how many. A bundle
     refused because an entry is too large for it (422 ``entry_too_large``) is read from the JSON
     route instead, each entry canonicalised again (RFC 8785 gives the same bytes back)."""
     width, start = len(leaves), index * TILE_WIDTH
     path = f"{TLOG}/tile/entries/{tlog_tile_path(index, None if width == TILE_WIDTH else width)}"
-    response = http.get(path)
+    response = _fetch(http, path)
     found: list[bytes] = []
     if response.status_code == 422 and _code(response) == "entry_too_large":
-        rows = get(f"/v1/log/entries?start={start}&end={start + width}").json()
+        rows = _ok(_fetch(http, f"/v1/log/entries?start={start}&end={start + width}")).json()
         found = [canonical_json(row["entry"]) for row in rows]
     else:
-        data = get(path).content if response.status_code != 200 else response.content
+        data = _ok(response).content
         pos = 0
         while pos < len(data):
             n = int.from_bytes(data[pos : pos + 2], "big")

@@ -220,8 +220,8 @@ class LogService:
             raise NotFound("nothing is anchored yet: no checkpoint", code="no_checkpoint")
         return latest.note
 
-    def _tlog_extent(self, level: int, path: str) -> tuple[int, int, bool]:
-        """``(index, width, partial)`` of a tlog tile path at ``level``, if the tile lies inside the
+    def _tlog_extent(self, level: int, path: str) -> tuple[int, int]:
+        """``(index, width)`` of a tlog tile path at ``level``, if the tile lies inside the
         latest anchored tree — what the log has signed, so what is served never changes."""
         if not 0 <= level <= 63:
             raise InvalidInput(f"tile level {level} is outside 0…63", code="invalid_tile_path")
@@ -238,11 +238,11 @@ class LogService:
                 f"tile {level}/{path} is not inside the anchored tree (size {self._anchored})",
                 code="tile_not_found",
             )
-        return index, wanted, width is not None
+        return index, wanted
 
     def tlog_tile(self, level: int, path: str) -> bytes:
         """Tile ``<prefix>/tile/<level>/<path>``: the hashes of tree level ``8·level`` it names."""
-        index, width, _ = self._tlog_extent(level, path)
+        index, width = self._tlog_extent(level, path)
         return self.log.tlog_tile(level, index, width)
 
     def tlog_entries(self, caller: Party, path: str) -> bytes:
@@ -252,7 +252,7 @@ class LogService:
         thousands of subject hashes) cannot be written in a bundle — refused, naming it, rather
         than cut."""
         _check_entry_reader(caller)
-        index, width, _ = self._tlog_extent(0, path)
+        index, width = self._tlog_extent(0, path)
         start = index * layout.TILE_WIDTH
         stored = self.log.entries(start, start + width)
         if len(stored) != width:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from ledger.canonical import canonical_json, canonical_json_many
+from ledger.canonical import canonical_json_many
 from ledger.errors import Conflict, InvalidInput, NotFound, StoreError
 from ledger.gcpause import gc_paused
 from ledger.log import layout, merkle
@@ -109,17 +109,13 @@ class NewEntry:
             return self.event
         return cast(Mapping[str, Any], json.loads(cast(bytes, self.encoded)))
 
-    def leaf(self) -> bytes:
-        """The canonical bytes of the leaf."""
-        return self.encoded if self.encoded is not None else canonical_json(dict(self.body()))
-
     def trail_columns(self) -> TrailColumns:
         return self.trail if self.trail is not None else trail_columns(self.body())
 
 
 def _leaves(entries: Sequence[NewEntry]) -> list[bytes]:
-    """Each entry's :meth:`NewEntry.leaf`, the events to encode encoded together
-    (:func:`canonical_json_many`: one plainness check for the batch)."""
+    """Each entry's leaf bytes: its ``encoded`` when given, else its event in RFC 8785 form, the
+    events of the batch encoded together (:func:`canonical_json_many`: one plainness check)."""
     out: list[bytes | None] = [e.encoded for e in entries]
     todo = [n for n, b in enumerate(out) if b is None]
     if todo:
@@ -187,12 +183,12 @@ def _bulk_insert(
         return
     dialect = conn.dialect
     converters = [
-        (n, sqlite_bind_processor(table.c[name].type, dialect))
+        (n, process)
         for n, name in enumerate(columns)
         # sqlite3 binds bytes as a BLOB itself: LargeBinary's processor only wraps each value in a
         # memoryview (three an entry, ~0.4 µs each)
         if not isinstance(table.c[name].type, LargeBinary)
-        and table.c[name].type.dialect_impl(dialect).bind_processor(dialect) is not None
+        and (process := sqlite_bind_processor(table.c[name].type, dialect)) is not None
     ]
     if converters:
         converted = []
@@ -210,14 +206,18 @@ def _bulk_insert(
 _SQLITE_DATETIME_FORMAT = sqlite_types.DATETIME._storage_format  # SQLAlchemy's default text form
 
 
-def sqlite_bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any]:
-    """The column type's bind processor on SQLite; for a ``DateTime`` in SQLAlchemy's default
-    storage form, one that writes a ``datetime`` with ``isoformat`` (in C: the same text,
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` of its fields, the zone dropped as SQLAlchemy drops it) — 0.3
-    against 1.2 µs a value — and hands anything else to SQLAlchemy's."""
+def sqlite_bind_processor(column_type: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:
+    """The column type's bind processor on SQLite (None if it has none); for a ``DateTime`` in
+    SQLAlchemy's default storage form, one that writes a ``datetime`` with ``isoformat`` (in C:
+    the same text, ``YYYY-MM-DD HH:MM:SS.ffffff`` of its fields, the zone dropped as SQLAlchemy
+    drops it) — 0.3 against 1.2 µs a value — and hands anything else to SQLAlchemy's."""
     impl = column_type.dialect_impl(dialect)
-    process = cast(Callable[[Any], Any], impl.bind_processor(dialect))
-    if not isinstance(impl, sqlite_types.DATETIME) or impl._storage_format != _SQLITE_DATETIME_FORMAT:
+    process = cast(Callable[[Any], Any] | None, impl.bind_processor(dialect))
+    if (
+        process is None
+        or not isinstance(impl, sqlite_types.DATETIME)
+        or impl._storage_format != _SQLITE_DATETIME_FORMAT
+    ):
         return process
 
     def fast(value: Any) -> Any:
@@ -561,20 +561,19 @@ class LogStore:
         caller checks the tile lies inside the tree it serves; a hash missing there is damage
         (:class:`merkle.MissingNodeError`, naming the first one)."""
         low, high = layout.tlog_tile_keys(level, index, width)
-        hashes = self._node_range(low, high, with_keys=False)
-        if len(hashes) != width:
-            have = {key for key, _ in self._node_range(low, high, with_keys=True)}
+        rows = self._node_range(low, high)
+        if len(rows) != width:
+            have = {key for key, _ in rows}
             missing = next(key for key in range(low, high) if key not in have)
             raise merkle.MissingNodeError(layout.key_node(missing))
-        return b"".join(value for _, value in hashes)
+        return b"".join(value for _, value in rows)
 
-    def _node_range(self, low: int, high: int, *, with_keys: bool) -> list[tuple[int, bytes]]:
-        """``(key, hash)`` of the stored nodes with keys in ``[low, high)``, in key order (the
-        keys 0 unless ``with_keys``: a tile's read needs only the hashes)."""
-        column = "id" if with_keys else "0"
+    def _node_range(self, low: int, high: int) -> list[tuple[int, bytes]]:
+        """``(key, hash)`` of the stored nodes with keys in ``[low, high)``, in key order (on
+        SQLite the driver's rows as they come: no conversion per row)."""
         raw = self.store.raw_reader()
         if raw is not None:
-            sql = f"SELECT {column}, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
+            sql = "SELECT id, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
             try:
                 return raw.execute(sql, (low, high)).fetchall()
             except sqlite3.Error as exc:

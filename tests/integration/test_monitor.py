@@ -186,3 +186,25 @@ def test_since_last_reads_only_what_is_new(env: dict[str, Any]) -> None:
     assert "log entry 3 " in fails("entry_mismatch", env, "regulator", state_path=state, entries=True)
     state.unlink()
     assert "log entry 3 " in fails("entry_mismatch", env, "regulator", entries=True, workers=1)
+
+
+def test_an_entry_too_large_for_a_bundle_is_read_from_the_json_route(env: dict[str, Any]) -> None:
+    """The server refuses a bundle holding an entry over 65,535 bytes (422 entry_too_large); the
+    monitor reads that tile's entries from /v1/log/entries instead and still checks each one."""
+    ledger = env["ledger"]
+    big = {"event_id": "big-0", "kind": "access", "pad": "x" * 70_000}
+    ledger.log.log.append(
+        [
+            NewEntry(
+                event_id="big-0", kind="access", time=datetime.now(UTC), event=big, accessor="d", resource="r"
+            )
+        ]
+    )
+    grow(ledger, 300)
+    assert len(ledger.log.log.entry(0).entry) > 0xFFFF
+    assert run(env, "regulator", entries=True).entries == 300
+    # still too large for a bundle, other bytes: caught on the JSON route
+    forged = """CAST('{"pad":"' || replace(hex(zeroblob(35000)), '0', 'y') || '"}' AS BLOB)"""
+    tamper(ledger, f"UPDATE log_entries SET entry = {forged} WHERE idx = 0")
+    assert len(ledger.log.log.entry(0).entry) > 0xFFFF
+    assert "log entry 0 " in fails("entry_mismatch", env, "regulator", entries=True)

@@ -24,14 +24,15 @@ def test_datetime_text_is_sqlalchemys(moment: datetime, zone: timezone | None) -
     value = moment.replace(tzinfo=zone)
     for column_type in (DateTime(timezone=True), DateTime()):
         ours, theirs = sqlite_bind_processor(column_type, DIALECT), _theirs(column_type)
-        assert callable(theirs)
+        assert ours is not None and callable(theirs)
         assert ours(value) == theirs(value)
 
 
 def test_other_values_go_to_sqlalchemy() -> None:
     ours = sqlite_bind_processor(DateTime(timezone=True), DIALECT)
+    assert ours is not None
     assert ours(None) is None
     assert ours(date(2026, 12, 7)) == "2026-12-07 00:00:00.000000"
     assert ours(datetime(2026, 12, 7, 8, 0, tzinfo=UTC)) == "2026-12-07 08:00:00.000000"
     # a type without the fast form keeps SQLAlchemy's processor (here none at all)
-    assert sqlite_bind_processor(String(8), DIALECT) is _theirs(String(8))
+    assert sqlite_bind_processor(String(8), DIALECT) is _theirs(String(8)) is None
