@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     bootstrap_token: str | None = Field(default=None, description="the registrar's API token on first start")
     origin: str = Field(default="sharetrail.local/log", description="C2SP checkpoint origin line")
     suspension_cache_seconds: float = Field(
-        default=2.0, ge=0, description="how long an on-chain status is cached"
+        default=2.0, ge=0, description="how long an on-chain status, and the party of a token, are cached"
     )
     max_body_bytes: int = Field(
         default=1_048_576, gt=0, description="larger request bodies are refused (413)"

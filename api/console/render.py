@@ -16,7 +16,6 @@ import jinja2
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
-from fastapi.routing import APIRoute
 
 from api.console import i18n
 from api.console.session import (
@@ -30,6 +29,7 @@ from api.console.session import (
     session_token,
 )
 from api.errors import status_for
+from api.routing import Route
 from ledger import purposes
 from ledger.audit.console_queries import navigation
 from ledger.errors import LedgerError
@@ -164,7 +164,7 @@ def login_redirect(request: Request) -> Response:
     return response
 
 
-class ConsoleRoute(APIRoute):
+class ConsoleRoute(Route):
     """Console handlers answer HTML: a login redirect, a CSRF refusal, or the ledger's error (403 for a
     role that may not open the page) as a page with the same status the API would give."""
 

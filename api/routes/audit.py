@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from api.schemas import AcknowledgeIn
 from ledger.audit.raised import MAX_PAGE, RaisedQuery
 from ledger.audit.report import ReportFormat
@@ -16,7 +17,7 @@ from ledger.audit.rules import AlertStatus, Rule, Severity
 from ledger.audit.trail import MAX_EXPORT, TrailQuery
 from ledger.log.events import AccessMode, EventKind
 
-router = APIRouter(tags=["audit"])
+router = APIRouter(tags=["audit"], route_class=Route)
 Text = Annotated[str | None, Query(max_length=80)]
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 
+from api.routing import Route
 from ledger import purposes
 
-router = APIRouter(tags=["catalog"])
+router = APIRouter(tags=["catalog"], route_class=Route)
 
 
 @router.get("/v1/purposes", summary="The purpose vocabulary with zh-CN/English labels and DPV IRIs")

@@ -15,11 +15,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.errors import InvalidInput
 from ledger.gateway.service import AccessRequest, Delivery
 from ledger.gateway.sources import SourceKind, SourceSpec
 
-router = APIRouter(tags=["gateway"])
+router = APIRouter(tags=["gateway"], route_class=Route)
 
 NDJSON = "application/x-ndjson"
 

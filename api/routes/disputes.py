@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
 from api.routes.resources import ResourceIn, SignatureIn
+from api.routing import Route
 from ledger.sharing.disputes import dispute_overdue, pending_dispute_document
 from ledger.store.models import Dispute, Party
 from ledger.types import Signing
 
-router = APIRouter(prefix="/v1/disputes", tags=["sharing"])
+router = APIRouter(prefix="/v1/disputes", tags=["sharing"], route_class=Route)
 
 
 class DisputeIn(BaseModel):

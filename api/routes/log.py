@@ -9,9 +9,10 @@ from fastapi import APIRouter, Body, Header, Path, Query, Response, status
 from pydantic import BaseModel
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.log.events import AccessEvent
 
-router = APIRouter(tags=["log"])
+router = APIRouter(tags=["log"], route_class=Route)
 
 Index = Annotated[int, Query(ge=0, le=2**48)]
 Size = Annotated[int, Query(ge=1, le=2**48)]

@@ -14,11 +14,12 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.log.events import AccessMode
 from ledger.opening.declarations import view as declaration_view
 from ledger.types import ContractAction, ContractStatus, Obligation, ReleaseMode, Signing
 
-router = APIRouter(tags=["opening"])
+router = APIRouter(tags=["opening"], route_class=Route)
 
 
 class Strict(BaseModel):

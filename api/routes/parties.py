@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from api.schemas import PartyCreated, PartyIn, PartyOut, SuspendIn
 from ledger.identity.parties import NewParty
 from ledger.types import PartyKind
 
-router = APIRouter(prefix="/v1/parties", tags=["parties"])
+router = APIRouter(prefix="/v1/parties", tags=["parties"], route_class=Route)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=PartyCreated)

@@ -10,11 +10,12 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.sharing.catalog import FieldSpec, ResourceSpec, is_published, pending_of
 from ledger.store.models import Party, Resource
 from ledger.types import MaskingRule, OpenType, ShareType, Signing
 
-router = APIRouter(prefix="/v1/resources", tags=["catalog"])
+router = APIRouter(prefix="/v1/resources", tags=["catalog"], route_class=Route)
 
 
 class FieldIn(BaseModel):

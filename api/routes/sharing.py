@@ -16,12 +16,13 @@ from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.log.events import AccessMode
 from ledger.sharing.requests import Scope, pending_document, request_overdue
 from ledger.store.models import Party, ShareRequest
 from ledger.types import RequestStatus, Signing
 
-router = APIRouter(tags=["sharing"])
+router = APIRouter(tags=["sharing"], route_class=Route)
 
 
 class Strict(BaseModel):

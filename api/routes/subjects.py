@@ -9,9 +9,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
+from api.routing import Route
 from ledger.errors import Unauthorized
 
-router = APIRouter(tags=["subjects"])
+router = APIRouter(tags=["subjects"], route_class=Route)
 _bearer = HTTPBearer(auto_error=False, description="a subject token issued by the registrar")
 
 

@@ -11,10 +11,11 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import LedgerDep
 from api.errors import json_body_problem
+from api.routing import Route
 from api.schemas import Health
 from ledger.chain.rpc import PARSE_ERROR, ReadOnlyRPC
 
-router = APIRouter(tags=["system"])
+router = APIRouter(tags=["system"], route_class=Route)
 
 
 @router.get("/healthz", response_model=Health)

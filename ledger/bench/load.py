@@ -22,6 +22,7 @@ CPU the workers would otherwise have).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -40,6 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ledger.identity.parties import NewParty
 from ledger.identity.uscc import make_uscc
@@ -214,12 +216,70 @@ def _event(event_id: str, accessor: str, when: datetime) -> dict[str, object]:
 # --------------------------------------------------------------------------- the generator
 
 
+class _Connection:
+    """One keep-alive HTTP/1.1 connection on asyncio streams: a request written by hand, the
+    response read by ``Content-Length`` (or chunks). The load generator's client.
+
+    Why not httpx: on this 2-core machine ``httpx.AsyncClient`` spent ~3 ms of CPU a request — the
+    generator, not the server, was the bound (one core at 98 %, the uvicorn worker at 42 %;
+    docs/benchmarks.md, "API: the request path"). This costs a small fraction of that, so the
+    figures are the server's."""
+
+    def __init__(self, host: str, port: int, headers: Mapping[str, str]) -> None:
+        self.host, self.port = host, port
+        self.head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{host}:{port}", **headers}.items())
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
+        """``(status, body)``; reconnects once if the server had closed the idle connection."""
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+            assert self.reader is not None
+            length = f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n" if body else ""
+            self.writer.write(f"{method} {target} HTTP/1.1\r\n{self.head}{length}\r\n".encode() + body)
+            try:
+                await self.writer.drain()
+                return await self._response(self.reader)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                await self.close()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _response(self, reader: asyncio.StreamReader) -> tuple[int, bytes]:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = {
+            k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)
+        }
+        if fields.get("transfer-encoding", "").lower() == "chunked":
+            parts = []
+            while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                parts.append(await reader.readexactly(size + 2))
+            await reader.readuntil(b"\r\n")  # the empty trailer
+            body = b"".join(part[:-2] for part in parts)
+        else:
+            body = await reader.readexactly(int(fields.get("content-length", "0")))
+        if fields.get("connection", "").lower() == "close":
+            await self.close()
+        return status, body
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
 async def generate(base: str, prepared: Prepared, sizes: LoadSizes, run: str, seed: int) -> LoadResult:
     """Drive the mix; return the counts and latencies of the measured window."""
-    import httpx
-
     rng = random.Random(seed)
-    limits = httpx.Limits(max_connections=sizes.concurrency, max_keepalive_connections=sizes.concurrency)
+    url = urlsplit(base)
+    host, port = url.hostname or "127.0.0.1", url.port or 80
     headers = {"Authorization": f"Bearer {prepared.token}"}
     latencies: dict[str, list[float]] = {op: [] for op in OPS}
     errors: Counter[str] = Counter()
@@ -229,38 +289,38 @@ async def generate(base: str, prepared: Prepared, sizes: LoadSizes, run: str, se
     measure_from = started + sizes.warmup
     end = measure_from + sizes.seconds
 
-    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=120) as client:
-
-        async def user(u: int) -> None:
-            nonlocal events
-            seq = 0
+    async def user(u: int) -> None:
+        nonlocal events
+        seq = 0
+        connection = _Connection(host, port, headers)
+        try:
             while (sent := time.perf_counter()) < end:
                 op = rng.choices(OPS, weights=sizes.mix)[0]
                 if op == "checkpoint":
-                    response = await client.get("/v1/log/checkpoint")
+                    status, _ = await connection.request("GET", "/v1/log/checkpoint")
                 elif op == "proof":
                     index = rng.randrange(prepared.tree_size)
-                    params = {"index": index, "tree_size": prepared.tree_size}
-                    response = await client.get("/v1/log/proof/inclusion", params=params)
+                    target = f"/v1/log/proof/inclusion?index={index}&tree_size={prepared.tree_size}"
+                    status, _ = await connection.request("GET", target)
                 else:
                     ids = [f"{run}-{u}-{seq}-{k}" for k in range(sizes.post_batch)]
                     body = [_event(event_id, prepared.accessor, when) for event_id in ids]
                     seq += 1
-                    response = await client.post(
-                        "/v1/access-events",
-                        content=json.dumps(body),
-                        headers={"Content-Type": "application/json"},
+                    status, _ = await connection.request(
+                        "POST", "/v1/access-events", json.dumps(body).encode()
                     )
                 took = (time.perf_counter() - sent) * 1000
                 if sent < measure_from:
                     continue
                 latencies[op].append(took)
-                if response.status_code >= 400:
-                    errors[f"{op} {response.status_code}"] += 1
+                if status >= 400:
+                    errors[f"{op} {status}"] += 1
                 elif op == "ingest":
                     events += sizes.post_batch
+        finally:
+            await connection.close()
 
-        await asyncio.gather(*(user(u) for u in range(sizes.concurrency)))
+    await asyncio.gather(*(user(u) for u in range(sizes.concurrency)))
 
     every = [t for op in OPS for t in latencies[op]]
     return LoadResult(

@@ -42,6 +42,7 @@ from ledger.store.models import Party
 from ledger.types import Custody, PartyKind, PartyStatus
 
 TOKEN_PREFIX = "st_"
+_TOKEN_CACHE = 10_000  # tokens remembered at most (all forgotten at once past it)
 log = logging.getLogger("sharetrail.parties")
 
 
@@ -79,6 +80,9 @@ class PartyService:
         self.registry = registry
         self._cache_seconds = cache_seconds
         self._active: dict[str, tuple[float, bool]] = {}
+        # token hash -> (when read, party): a party's row is its identity (written once; only the
+        # status column changes, and the status that counts is the chain's, cached above)
+        self._tokens: dict[str, tuple[float, Party]] = {}
         self._lock = threading.Lock()
 
     # -- keys -------------------------------------------------------------------------------------
@@ -182,13 +186,42 @@ class PartyService:
 
     # -- authentication ---------------------------------------------------------------------------
     def authenticate(self, token: str) -> Party:
-        with self.store.read() as session:
-            party = session.scalar(select(Party).where(Party.token_hash == hash_token(token)))
-        if party is None:
-            raise Unauthorized("unknown API token", code="invalid_token")
+        """The party a token belongs to, if it is active on chain. The token's party is remembered
+        for ``cache_seconds`` (as its on-chain status is): an API request then costs no database
+        read; a token no longer in the database stops working within that time."""
+        digest = hash_token(token)
+        hit = self._tokens.get(digest)
+        if hit is not None and time.monotonic() - hit[0] < self._cache_seconds:
+            party = hit[1]
+        else:
+            read_at = time.monotonic()
+            with self.store.read() as session:
+                found = session.scalar(select(Party).where(Party.token_hash == digest))
+            if found is None:
+                raise Unauthorized("unknown API token", code="invalid_token")
+            party = found
+            with self._lock:
+                if len(self._tokens) >= _TOKEN_CACHE:
+                    self._tokens.clear()
+                self._tokens[digest] = (read_at, party)
         if not self.is_active_on_chain(party.address):
             raise Forbidden(f"party {party.id} is suspended on chain", code="party_suspended")
         return party
+
+    def authenticate_cached(self, token: str) -> Party | None:
+        """:meth:`authenticate` from this process's caches alone — no database read, no chain call —
+        or None if it would need one (the caller then calls :meth:`authenticate` where blocking is
+        allowed). Raises exactly what :meth:`authenticate` would for a cached suspended party."""
+        now = time.monotonic()
+        hit = self._tokens.get(hash_token(token))
+        if hit is None or now - hit[0] >= self._cache_seconds:
+            return None
+        status = self._active.get(hit[1].address)
+        if status is None or now - status[0] >= self._cache_seconds:
+            return None
+        if not status[1]:
+            raise Forbidden(f"party {hit[1].id} is suspended on chain", code="party_suspended")
+        return hit[1]
 
     def is_active_on_chain(self, address: str) -> bool:
         """The party's status in ``PartyRegistry``, cached for ``cache_seconds``.

@@ -354,6 +354,8 @@ class LogStore:
         # The proof elements above each tile-level subtree, by (start, height, tree size): immutable.
         self._upper: dict[tuple[int, int, int], list[bytes]] = {}
         self._known_size = 0  # the log only grows: a size seen once stays valid
+        # The latest checkpoint read, by its size: a checkpoint row is written once and never changed
+        self._latest: Checkpoint | None = None
 
     # -- append ---------------------------------------------------------------------------------
     def append(self, entries: Sequence[NewEntry], *, guard: AppendGuard | None = None) -> list[Appended]:
@@ -511,8 +513,10 @@ class LogStore:
 
     # -- reads ----------------------------------------------------------------------------------
     def size(self) -> int:
-        with self.store.read() as session:
-            return int(session.execute(select(LogHead.size).where(LogHead.id == 1)).scalar_one())
+        rows = self.store.read_rows("SELECT size FROM log_head WHERE id = 1")
+        if not rows:
+            raise StoreError("the log's head row is missing (the database was not migrated)")
+        return int(rows[0][0])
 
     def frontier(self) -> merkle.CompactRange:
         with self.store.read() as session:
@@ -547,7 +551,7 @@ class LogStore:
                 except sqlite3.Error as exc:
                     raise StoreError(f"database unavailable: {exc}") from exc
             else:
-                with self.store.read_core() as conn:
+                with self.store.read_statements() as conn:
                     for start in range(0, len(keys), 500):
                         rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
                         fetched.update((wanted[int(key)], bytes(value)) for key, value in rows)
@@ -578,7 +582,7 @@ class LogStore:
                 return raw.execute(sql, (low, high)).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"database unavailable: {exc}") from exc
-        with self.store.read_core() as conn:
+        with self.store.read_statements() as conn:
             result = conn.execute(
                 select(_NODES.c.id, _NODES.c.hash)
                 .where(_NODES.c.id >= low, _NODES.c.id < high)
@@ -738,8 +742,18 @@ class LogStore:
 
     # -- checkpoints ------------------------------------------------------------------------------
     def latest_checkpoint(self) -> Checkpoint | None:
+        """The checkpoint of the largest size. One index read of that size; the row itself only
+        when it is not the one read last (checkpoint rows never change once written)."""
+        size = self.store.read_rows("SELECT max(size) FROM checkpoints")[0][0]
+        if size is None:
+            return None
+        latest = self._latest
+        if latest is not None and latest.size == size:
+            return latest
         with self.store.read() as session:
-            return session.scalar(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1))
+            latest = session.scalar(select(Checkpoint).order_by(Checkpoint.size.desc()).limit(1))
+        self._latest = latest
+        return latest
 
     def checkpoint_covering(self, index: int) -> Checkpoint | None:
         """The smallest anchored checkpoint that includes leaf ``index``."""
