@@ -69,6 +69,11 @@ _SCATTERED_BY = frozenset({"resource"})
 _PAUSE_GC_AT = 256  # entries: a batch this large appends with the cyclic GC paused
 TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
+_NODE_RANGE = (
+    select(_NODES.c.id, _NODES.c.hash)
+    .where(_NODES.c.id >= bindparam("low"), _NODES.c.id < bindparam("high"))
+    .order_by(_NODES.c.id)
+)
 
 
 def node_key(node: merkle.NodeId) -> int:
@@ -551,10 +556,9 @@ class LogStore:
                 except sqlite3.Error as exc:
                     raise StoreError(f"database unavailable: {exc}") from exc
             else:
-                with self.store.read_statements() as conn:
-                    for start in range(0, len(keys), 500):
-                        rows = conn.execute(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
-                        fetched.update((wanted[int(key)], bytes(value)) for key, value in rows)
+                for start in range(0, len(keys), 500):
+                    rows = self.store.read_rows(_NODES_BY_KEY, {"keys": keys[start : start + 500]})
+                    fetched.update((wanted[int(key)], bytes(value)) for key, value in rows)
             self.cache.put_many(fetched)
             found.update(fetched)
         return found
@@ -582,13 +586,8 @@ class LogStore:
                 return raw.execute(sql, (low, high)).fetchall()
             except sqlite3.Error as exc:
                 raise StoreError(f"database unavailable: {exc}") from exc
-        with self.store.read_statements() as conn:
-            result = conn.execute(
-                select(_NODES.c.id, _NODES.c.hash)
-                .where(_NODES.c.id >= low, _NODES.c.id < high)
-                .order_by(_NODES.c.id)
-            )
-            return [(int(key), bytes(value)) for key, value in result]
+        rows = self.store.read_rows(_NODE_RANGE, {"low": low, "high": high})
+        return [(int(key), bytes(value)) for key, value in rows]
 
     def _range_root(self, start: int, end: int) -> bytes:
         """``MTH(D[start:end])`` of a right-border range, from its perfect nodes; memoised."""

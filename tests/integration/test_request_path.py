@@ -298,3 +298,19 @@ def test_a_write_turn_is_waited_for_no_longer_than_the_timeout(tmp_path: Path) -
     with store.session() as session:  # the turn is free again
         session.execute(text("UPDATE log_head SET size = size WHERE id = 1"))
     store.close()
+
+
+@pytest.mark.postgres
+def test_a_standalone_read_on_a_dropped_connection_is_retried_once(pg_url: str) -> None:
+    store = Store(pg_url)
+    store.migrate()
+    try:
+        ((first,),) = store.read_rows("SELECT pg_backend_pid()")
+        ((again,),) = store.read_rows("SELECT pg_backend_pid()")
+        assert again == first  # the pool keeps its connection
+        with store.engine.connect() as conn:  # the server drops it (as a restart would)
+            assert conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first}).scalar() is True
+        ((fresh,),) = store.read_rows("SELECT pg_backend_pid()")
+        assert fresh != first
+    finally:
+        store.close()
