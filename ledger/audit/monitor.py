@@ -308,15 +308,25 @@ class AlertMonitor(LeaderLoop):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
+_NAMED_SKIPS = 10  # indices a warning about unreadable entries names; its count says how many more
+
+
 def _parse(rows: Sequence[Any]) -> list[Event]:
-    """Events of ``(idx, entry)`` rows; an entry the rules cannot read is logged and passed over
-    (it must not stop the monitor: the integrity audit is what judges the log's bytes)."""
+    """Events of ``(idx, entry)`` rows; an entry the rules cannot read is passed over (it must not
+    stop the monitor: the integrity audit is what judges the log's bytes) and named in one warning
+    per batch — a line per entry flooded the log with tens of thousands of lines."""
     events = []
+    skipped: list[int] = []
     for idx, raw in rows:
         try:
             events.append(Event.parse(idx, raw))
         except (ValueError, KeyError, TypeError, AttributeError):
-            log.warning("alerts: log entry %s is not an event the rules can read; passed over", idx)
+            skipped.append(int(idx))
+    if skipped:
+        shown = ", ".join(map(str, skipped[:_NAMED_SKIPS])) + (", …" if len(skipped) > _NAMED_SKIPS else "")
+        log.warning(
+            "alerts: %d log entries are not events the rules can read (%s); passed over", len(skipped), shown
+        )
     return events
 
 
