@@ -70,6 +70,10 @@ class NewParty:
     address: str | None = None
 
 
+def _suspended(party: Party) -> Forbidden:
+    return Forbidden(f"party {party.id} is suspended on chain", code="party_suspended")
+
+
 class PartyService:
     def __init__(
         self, *, store: Store, vault: KeyVault, chain: Chain, registry: Contract, cache_seconds: float = 2.0
@@ -190,22 +194,19 @@ class PartyService:
         for ``cache_seconds`` (as its on-chain status is): an API request then costs no database
         read; a token no longer in the database stops working within that time."""
         digest = hash_token(token)
-        hit = self._tokens.get(digest)
-        if hit is not None and time.monotonic() - hit[0] < self._cache_seconds:
-            party = hit[1]
-        else:
+        party = self._remembered(digest, time.monotonic())
+        if party is None:
             read_at = time.monotonic()
             with self.store.read() as session:
-                found = session.scalar(select(Party).where(Party.token_hash == digest))
-            if found is None:
+                party = session.scalar(select(Party).where(Party.token_hash == digest))
+            if party is None:
                 raise Unauthorized("unknown API token", code="invalid_token")
-            party = found
             with self._lock:
                 if len(self._tokens) >= _TOKEN_CACHE:
                     self._tokens.clear()
                 self._tokens[digest] = (read_at, party)
         if not self.is_active_on_chain(party.address):
-            raise Forbidden(f"party {party.id} is suspended on chain", code="party_suspended")
+            raise _suspended(party)
         return party
 
     def authenticate_cached(self, token: str) -> Party | None:
@@ -213,15 +214,18 @@ class PartyService:
         or None if it would need one (the caller then calls :meth:`authenticate` where blocking is
         allowed). Raises exactly what :meth:`authenticate` would for a cached suspended party."""
         now = time.monotonic()
-        hit = self._tokens.get(hash_token(token))
-        if hit is None or now - hit[0] >= self._cache_seconds:
-            return None
-        status = self._active.get(hit[1].address)
-        if status is None or now - status[0] >= self._cache_seconds:
+        party = self._remembered(hash_token(token), now)
+        status = None if party is None else self._active.get(party.address)
+        if party is None or status is None or now - status[0] >= self._cache_seconds:
             return None
         if not status[1]:
-            raise Forbidden(f"party {hit[1].id} is suspended on chain", code="party_suspended")
-        return hit[1]
+            raise _suspended(party)
+        return party
+
+    def _remembered(self, digest: str, now: float) -> Party | None:
+        """The party of a token hash read less than ``cache_seconds`` before ``now``."""
+        hit = self._tokens.get(digest)
+        return hit[1] if hit is not None and now - hit[0] < self._cache_seconds else None
 
     def is_active_on_chain(self, address: str) -> bool:
         """The party's status in ``PartyRegistry``, cached for ``cache_seconds``.

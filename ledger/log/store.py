@@ -69,11 +69,6 @@ _SCATTERED_BY = frozenset({"resource"})
 _PAUSE_GC_AT = 256  # entries: a batch this large appends with the cyclic GC paused
 TIME_BLOCK_BITS = 10  # log indices per time block: 1,024 (migration 0018; 16,384 in 0016)
 _NODES_BY_KEY = select(_NODES.c.id, _NODES.c.hash).where(_NODES.c.id.in_(bindparam("keys", expanding=True)))
-_NODE_RANGE = (
-    select(_NODES.c.id, _NODES.c.hash)
-    .where(_NODES.c.id >= bindparam("low"), _NODES.c.id < bindparam("high"))
-    .order_by(_NODES.c.id)
-)
 
 
 def node_key(node: merkle.NodeId) -> int:
@@ -577,17 +572,10 @@ class LogStore:
         return b"".join(value for _, value in rows)
 
     def _node_range(self, low: int, high: int) -> list[tuple[int, bytes]]:
-        """``(key, hash)`` of the stored nodes with keys in ``[low, high)``, in key order (on
-        SQLite the driver's rows as they come: no conversion per row)."""
-        raw = self.store.raw_reader()
-        if raw is not None:
-            sql = "SELECT id, hash FROM log_nodes WHERE id >= ? AND id < ? ORDER BY id"
-            try:
-                return raw.execute(sql, (low, high)).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"database unavailable: {exc}") from exc
-        rows = self.store.read_rows(_NODE_RANGE, {"low": low, "high": high})
-        return [(int(key), bytes(value)) for key, value in rows]
+        """``(key, hash)`` of the stored nodes with keys in ``[low, high)``, in key order (the
+        driver's rows as they come: no conversion per row)."""
+        sql = "SELECT id, hash FROM log_nodes WHERE id >= :low AND id < :high ORDER BY id"
+        return self.store.read_rows(sql, {"low": low, "high": high})
 
     def _range_root(self, start: int, end: int) -> bytes:
         """``MTH(D[start:end])`` of a right-border range, from its perfect nodes; memoised."""

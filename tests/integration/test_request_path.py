@@ -70,9 +70,7 @@ def test_add_routes_refuses_what_it_would_drop() -> None:
 
     with pytest.raises(RuntimeError, match=r"is not an api\.routing\.Route"):
         _add_routes(app, plain)
-    assert app.router.routes == [
-        r for r in app.router.routes if not isinstance(r, APIRoute) or r.path != "/x"
-    ]
+    assert not [r for r in app.router.routes if getattr(r, "path", None) == "/x"]  # nothing added
 
 
 def test_offloaded_runs_a_plain_function_in_a_worker_thread_and_keeps_coroutines() -> None:
