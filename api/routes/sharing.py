@@ -13,11 +13,12 @@ from datetime import date, datetime
 from typing import Any
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from api.deps import CurrentParty, LedgerDep
 from api.routing import Route
 from ledger.log.events import AccessMode
+from ledger.sharing.conditions import Conditions
 from ledger.sharing.requests import Scope, pending_document, request_overdue
 from ledger.store.models import Party, ShareRequest
 from ledger.types import RequestStatus, Signing
@@ -34,25 +35,23 @@ class PurposeIn(Strict):
     text: str = Field(default="", max_length=2000, description="free text; only its hash goes on chain")
 
 
+# Numbers and booleans are strict (no "5" for 5, no true for 1, no "yes" for true): per field, since
+# a model-wide strict mode would also refuse the ISO 8601 strings the datetimes arrive as.
+MAX_RECORDS = 10_000_000
+MAX_ACCESSES = 4_000_000_000
+
+
 class ScopeIn(Strict):
     fields: list[str] = Field(min_length=1, max_length=500)
     valid_from: datetime
     valid_until: datetime
     mode: AccessMode = AccessMode.RAW
-    max_records: int = Field(default=1000, ge=1, le=10_000_000)
-    max_accesses: int = Field(default=100, ge=1, le=4_000_000_000)
+    max_records: StrictInt = Field(default=1000, ge=1, le=MAX_RECORDS)
+    max_accesses: StrictInt = Field(default=100, ge=1, le=MAX_ACCESSES)
     row_filter: dict[str, Any] = Field(default_factory=dict)
 
     def scope(self) -> Scope:
-        return Scope(
-            fields=self.fields,
-            valid_from=self.valid_from,
-            valid_until=self.valid_until,
-            mode=self.mode,
-            max_records=self.max_records,
-            max_accesses=self.max_accesses,
-            row_filter=self.row_filter,
-        )
+        return Scope(**dict(self))  # the same fields, by name
 
 
 class RequestIn(Strict):
@@ -67,10 +66,27 @@ class SignatureIn(Strict):
     signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
 
 
+class ConditionsIn(Strict):
+    """An approval's conditions: each one left out is the request's own term (not a default), and none
+    may be wider than the request (422 ``conditions_wider_than_request``; docs/architecture.md,
+    "Share workflow")."""
+
+    fields: list[str] | None = Field(default=None, min_length=1, max_length=500)
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    mode: AccessMode | None = None
+    max_records: StrictInt | None = Field(default=None, ge=1, le=MAX_RECORDS)
+    max_accesses: StrictInt | None = Field(default=None, ge=1, le=MAX_ACCESSES)
+    row_filter: dict[str, Any] | None = None
+
+    def conditions(self) -> Conditions:
+        return Conditions(**dict(self))  # the same fields, by name
+
+
 class DecisionIn(Strict):
-    approve: bool
+    approve: StrictBool
     reason: str = Field(default="", max_length=4000)
-    conditions: ScopeIn | None = None
+    conditions: ConditionsIn | None = None
     signing: Signing = Signing.CUSTODIAL
 
 
@@ -168,7 +184,7 @@ def sign_request(request_id: str, body: SignatureIn, caller: CurrentParty, ledge
 
 @router.post("/v1/share-requests/{request_id}/decision", response_model=RequestOut)
 def decide(request_id: str, body: DecisionIn, caller: CurrentParty, ledger: LedgerDep) -> RequestOut:
-    conditions = body.conditions.scope() if body.conditions else None
+    conditions = body.conditions.conditions() if body.conditions is not None else None
     row = ledger.sharing.decide(
         caller,
         request_id,

@@ -53,7 +53,7 @@ from ledger.sharing import eip712
 from ledger.sharing.catalog import FieldSpec, ResourceSpec, resource_id_bytes32
 from ledger.sharing.consent import RELAY_GAS
 from ledger.sharing.grants import request_id_bytes32
-from ledger.sharing.requests import Scope
+from ledger.sharing.requests import Scope, pending_document
 from ledger.store.models import Party, Resource, ShareRequest
 from ledger.types import MaskingRule, OpenType, PartyKind, ShareType, Signing
 
@@ -222,8 +222,8 @@ def _client(world: _World) -> Callable[[], ShareRequest]:
         document = json.loads(row.request_typed_data)
         row = sharing.submit_signature(requester, row.id, _wallet_sign(world.keys[requester.id], document))
         row = _decide(world, provider, row.id, Signing.CLIENT)
-        assert row.decision_typed_data is not None
-        document = json.loads(row.decision_typed_data)
+        document = pending_document(row, provider.id)  # kept with its terms until signed
+        assert document is not None
         row = sharing.decision_signature(provider, row.id, _wallet_sign(world.keys[provider.id], document))
         assert row.grant_id is not None, row.status
         return row

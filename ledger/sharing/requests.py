@@ -7,6 +7,10 @@
 - The provider answers conditional requests within 10 working days from the application date with
   a reason (自申请之日起10个工作日内反馈意见并说明理由); a late answer is accepted and marked late;
   an unanswered request past ``respond_by`` lists as ``overdue``.
+- A request's scope and a decision's conditions are checked before anything is stored or signed
+  (:mod:`ledger.sharing.conditions`): conditions may only narrow what the requester signed. The
+  request's scope and reason become the decision's only once the chain confirms it; of decisions
+  racing on one request the contract takes one, the others answer 409 ``not_pending``.
 - Level ≥ 3 resources also need the registrar's co-signature(s) (多签), counted on chain.
 - The share type is checked again when the provider approves and when a registrar co-signs: a version
   published since the request may have made the resource 不予共享, and then nothing is granted.
@@ -34,14 +38,24 @@ from web3.contract.contract import Contract
 from ledger import purposes, workdays
 from ledger.canonical import canonical_json
 from ledger.chain.client import Chain
-from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
+from ledger.errors import Conflict, ContractRevert, Forbidden, InvalidInput, NotFound
 from ledger.identity.parties import PartyService
 from ledger.log.events import AccessMode
 from ledger.log.store import LogStore, NewEntry
 from ledger.sharing import eip712
 from ledger.sharing.catalog import CatalogService, resource_id_bytes32
+from ledger.sharing.conditions import (
+    Conditions,
+    check_instant,
+    check_request,
+    check_window,
+    decision_terms,
+    iso,
+    parse_iso,
+)
 from ledger.sharing.consent import Consent, renonce
 from ledger.sharing.grants import GrantService, grant_id_of, per_signer, request_id_bytes32
+from ledger.sharing.pending import PendingDecision, unpack
 from ledger.store.db import Store
 from ledger.store.models import Party, Resource, ShareRequest
 from ledger.types import PartyKind, RequestStatus, ShareType, Signing
@@ -54,6 +68,8 @@ _CHAIN_STATUS = {
     4: RequestStatus.REJECTED,
 }
 AUDITORS = (PartyKind.REGISTRAR, PartyKind.REGULATOR)
+# Not yet decided on chain: a client-mode decision awaiting its signature may still be replaced.
+_UNDECIDED = (RequestStatus.PENDING, RequestStatus.AWAITING_DECISION_SIGNATURE)
 
 
 @dataclass(frozen=True)
@@ -67,23 +83,14 @@ class Scope:
     row_filter: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # The contract keeps validity as uint64 epoch seconds; dates before 1970 or near year 9999 are
-        # refused here (they would also overflow timezone arithmetic).
         for name, value in (("valid_from", self.valid_from), ("valid_until", self.valid_until)):
-            if value.tzinfo is None:
-                raise InvalidInput(f"{name} must carry a timezone", code="invalid_window")
-            try:
-                year = value.astimezone(UTC).year
-            except OverflowError:
-                year = 0
-            if not 1970 <= year <= 9998:
-                raise InvalidInput(f"{name} must lie between 1970 and 9998", code="invalid_window")
+            check_instant(name, value)
 
     def as_json(self) -> dict[str, Any]:
         return {
             "fields": sorted(self.fields),
-            "valid_from": _iso(self.valid_from),
-            "valid_until": _iso(self.valid_until),
+            "valid_from": iso(self.valid_from),
+            "valid_until": iso(self.valid_until),
             "mode": self.mode.value,
             "max_records": self.max_records,
             "max_accesses": self.max_accesses,
@@ -94,12 +101,13 @@ class Scope:
         return keccak(canonical_json(self.as_json()))
 
 
-def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _epoch(value: datetime) -> int:
     return int(value.timestamp())
+
+
+def _field_names(resource: Resource) -> set[str]:
+    """The fields of the resource's current catalog version."""
+    return {f["name"] for f in json.loads(resource.metadata_json)["fields"]}
 
 
 def today_in_china() -> date:
@@ -117,7 +125,8 @@ def pending_document(row: ShareRequest, viewer_id: str) -> dict[str, Any] | None
         document: dict[str, Any] = json.loads(row.request_typed_data)
         return document
     if row.status is RequestStatus.AWAITING_DECISION_SIGNATURE and viewer_id == row.provider_id:
-        return json.loads(row.decision_typed_data) if row.decision_typed_data else None
+        pending = unpack(row)
+        return None if pending is None else pending.typed_data
     if row.status is RequestStatus.AWAITING_COSIGN:
         cosign: dict[str, Any] | None = per_signer(row.cosign_pending_json).get(viewer_id)
         return cosign
@@ -173,7 +182,7 @@ class ShareService:
         id once granted), together with the step's own fields set by ``update``."""
         status = self._chain_status(row.id)
         with self.store.session() as session:
-            stored = session.get(ShareRequest, row.id)
+            stored = session.get(ShareRequest, row.id, with_for_update=True)
             assert stored is not None
             stored.status = status
             if status is RequestStatus.GRANTED:
@@ -241,12 +250,7 @@ class ShareService:
         if resource.provider_id == caller.id:
             raise Conflict("a department does not request its own data", code="own_resource")
         purposes.get(purpose_code)
-        known = {f["name"] for f in json.loads(resource.metadata_json)["fields"]}
-        unknown = sorted(set(scope.fields) - known)
-        if unknown:
-            raise InvalidInput(f"fields not in the resource: {', '.join(unknown)}", code="unknown_field")
-        if scope.valid_from >= scope.valid_until:
-            raise InvalidInput("valid_from must be before valid_until", code="invalid_window")
+        check_request(scope.as_json(), _field_names(resource), datetime.now(UTC))
         request_id = uuid.uuid4().hex
         applied = today_in_china()
         document = self.consent.typed(
@@ -341,22 +345,32 @@ class ShareService:
         *,
         approve: bool,
         reason: str,
-        conditions: Scope | None,
+        conditions: Conditions | None,
         signing: Signing,
     ) -> ShareRequest:
+        """Approve (with ``conditions``, which may only narrow the request — :mod:`.conditions`) or reject
+        (with a reason). Nothing of the request changes until the chain confirms the decision: the
+        custodial decision is relayed at once; a client-mode one is kept, with its terms, until signed
+        (:mod:`.pending`) and may be replaced by another decision until then. Of decisions racing on
+        one request the chain takes one; the others get 409 ``not_pending`` and change nothing."""
         row = self.get(caller, request_id)
         if row.provider_id != caller.id:
             raise Forbidden("only the resource's provider decides", code="not_provider")
-        if row.status is not RequestStatus.PENDING:
+        if row.status not in _UNDECIDED:
             raise Conflict(f"request {request_id} is {row.status.value}, not pending", code="not_pending")
         if not approve and not reason.strip():
             raise InvalidInput("a rejection states its reason (说明理由)", code="reason_required")
+        requested: dict[str, Any] = json.loads(row.scope_json)
         if approve:
-            self._still_shareable(row)
-        scope = json.loads(row.scope_json)
-        terms = conditions.as_json() if conditions is not None else scope
-        valid_from = datetime.fromisoformat(terms["valid_from"].replace("Z", "+00:00"))
-        valid_until = datetime.fromisoformat(terms["valid_until"].replace("Z", "+00:00"))
+            resource = self._still_shareable(row)
+            terms = decision_terms(requested, conditions, _field_names(resource), datetime.now(UTC))
+        elif conditions is not None:
+            raise InvalidInput(
+                "a rejection grants nothing: it takes a reason, not conditions",
+                code="conditions_on_rejection",
+            )
+        else:
+            terms = requested
         document = self.consent.typed(
             "Decision",
             {
@@ -364,64 +378,91 @@ class ShareService:
                 "approve": approve,
                 "conditionsHash": keccak(canonical_json(terms)),
                 "reasonHash": keccak(text=reason),
-                "validFrom": _epoch(valid_from),
-                "validUntil": _epoch(valid_until),
+                "validFrom": _epoch(parse_iso(terms["valid_from"])),
+                "validUntil": _epoch(parse_iso(terms["valid_until"])),
                 "maxAccesses": int(terms["max_accesses"]),
                 "nonce": self.consent.nonce(caller.address),
             },
         )
+        pending = PendingDecision(document, terms, reason)
         signature = self.consent.sign(caller, document, signing)
+        if signature is not None:
+            return self._decide_on_chain(row, caller, pending, signature, custodial=True)
 
-        def update(stored: ShareRequest) -> None:
-            stored.decision_typed_data, stored.reason = json.dumps(document), reason
-            stored.scope_json = json.dumps(terms, ensure_ascii=False)
-            if signature is None:
-                stored.status = RequestStatus.AWAITING_DECISION_SIGNATURE
+        def keep(stored: ShareRequest) -> None:
+            if stored.status not in _UNDECIDED:  # another decision got there first
+                raise self._decided_meanwhile(request_id, stored.status)
+            stored.status = RequestStatus.AWAITING_DECISION_SIGNATURE
+            stored.decision_typed_data = pending.pack()
 
-        row = self._store(row.id, update)
-        if signature is None:
-            return row
-        return self._decide_on_chain(row, caller, document, signature, custodial=True)
+        return self._store(row.id, keep)
 
     def decision_signature(self, caller: Party, request_id: str, signature: str) -> ShareRequest:
         row = self.get(caller, request_id)
         if row.provider_id != caller.id:
             raise Forbidden("only the resource's provider signs the decision", code="not_provider")
-        if row.status is not RequestStatus.AWAITING_DECISION_SIGNATURE or row.decision_typed_data is None:
+        pending = unpack(row) if row.status is RequestStatus.AWAITING_DECISION_SIGNATURE else None
+        if pending is None:
             raise Conflict(
                 f"request {request_id} has no decision awaiting a signature", code="not_awaiting_signature"
             )
-        document = json.loads(row.decision_typed_data)
-        raw = self.consent.check(document, signature, caller.address)
-        if document["message"]["approve"]:
+        raw = self.consent.check(pending.typed_data, signature, caller.address)
+        if pending.typed_data["message"]["approve"]:
             self._still_shareable(row)
-        return self._decide_on_chain(row, caller, document, raw, custodial=False)
+            # prepared while the window was open; a grant born expired could never be used
+            check_window(pending.terms["valid_from"], pending.terms["valid_until"], datetime.now(UTC))
+        return self._decide_on_chain(row, caller, pending, raw, custodial=False)
+
+    def _decided_meanwhile(self, request_id: str, status: RequestStatus) -> Conflict:
+        return Conflict(
+            f"request {request_id} was decided meanwhile by another decision (now {status.value}); "
+            "only that one counts",
+            code="not_pending",
+        )
 
     def _decide_on_chain(
-        self, row: ShareRequest, caller: Party, document: dict[str, Any], signature: bytes, *, custodial: bool
+        self, row: ShareRequest, caller: Party, pending: PendingDecision, signature: bytes, *, custodial: bool
     ) -> ShareRequest:
         def reissue(nonce: int) -> dict[str, Any]:
-            fresh = renonce(document, nonce)
+            # The nonce may have been spent by a racing decision on this very request: then it is decided.
+            status = self._chain_status(row.id)
+            if status is not RequestStatus.PENDING:
+                raise self._decided_meanwhile(row.id, status)
+            fresh = renonce(pending.typed_data, nonce)
+            if not custodial:
+                kept = PendingDecision(fresh, pending.terms, pending.reason).pack()
 
-            def update(stored: ShareRequest) -> None:
-                stored.decision_typed_data = json.dumps(fresh)
+                def update(stored: ShareRequest) -> None:
+                    if stored.status is RequestStatus.AWAITING_DECISION_SIGNATURE:
+                        stored.decision_typed_data = kept
 
-            self._store(row.id, update)
+                self._store(row.id, update)
             return fresh
 
-        relayed = self.consent.relay(
-            "decide", document, signature, signer=caller, custodial=custodial, reissue=reissue
-        )
+        try:
+            relayed = self.consent.relay(
+                "decide", pending.typed_data, signature, signer=caller, custodial=custodial, reissue=reissue
+            )
+        except ContractRevert as exc:
+            # Lost a race: another decision was confirmed between our checks and our transaction.
+            status = self._chain_status(row.id)
+            if status is not RequestStatus.PENDING:
+                raise self._decided_meanwhile(row.id, status) from exc
+            raise
         decided = today_in_china()
+        approve = bool(relayed.document["message"]["approve"])
 
         def update(stored: ShareRequest) -> None:
+            # Only now, confirmed on chain, do the request's terms become the decision's.
             stored.decision_tx, stored.decided_on = relayed.receipt.tx_hash, decided
             stored.decision_signature = relayed.signature_hex
             stored.decision_typed_data = json.dumps(relayed.document)
+            stored.reason = pending.reason
+            if approve:
+                stored.scope_json = json.dumps(pending.terms, ensure_ascii=False)
             stored.late = decided > stored.respond_by
 
         row, status = self._settle(row, update)
-        approve = bool(relayed.document["message"]["approve"])
         self._log(
             "decision",
             f"decision:{row.id}",

@@ -470,10 +470,11 @@ def test_grant_expires_by_time(env: dict[str, Any]) -> None:
     import time
 
     c = env["client"]
-    req = c.post(
-        "/v1/share-requests", json=request_body(env, "GY-MZ-001"), headers=auth(env, "renshe")
-    ).json()
     now = datetime.now(UTC).replace(microsecond=0)
+    body = request_body(env, "GY-MZ-001")
+    # conditions only narrow the request: a raw request whose window began two days ago
+    body["scope"].update(mode="raw", valid_from=(now - timedelta(days=2)).isoformat())
+    req = c.post("/v1/share-requests", json=body, headers=auth(env, "renshe")).json()
     conditions = {
         "fields": ["district"],
         "valid_from": (now - timedelta(days=1)).isoformat(),
