@@ -7,7 +7,6 @@ refused access is answered 403 with its reason code and is in the log too (``acc
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -17,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from api.deps import CurrentParty, LedgerDep
 from api.routing import Route
 from ledger.errors import InvalidInput
+from ledger.gateway.query import load_row_filter
 from ledger.gateway.service import AccessRequest, Delivery
 from ledger.gateway.sources import SourceKind, SourceSpec
 
@@ -34,7 +34,11 @@ class SourceIn(BaseModel):
 
 
 class AccessIn(BaseModel):
-    """The POST form of an access (for long field lists, filters or subject lists)."""
+    """The POST form of an access (for long field lists, filters or subject lists).
+
+    The mode is the grant's: ``fields``/``limit``/``format`` apply to raw and masked, ``group_by``/
+    ``metrics`` to aggregate, ``subjects``/``key`` to verify, ``filter`` to all; any other is refused
+    (422 ``parameter_not_applicable``)."""
 
     model_config = ConfigDict(extra="forbid")
     grant: str | None = Field(default=None, max_length=80)
@@ -44,12 +48,14 @@ class AccessIn(BaseModel):
     limit: int | None = Field(default=None, ge=1, le=10_000_000)
     group_by: list[Annotated[str, Field(max_length=64)]] = Field(default_factory=list, max_length=16)
     metrics: list[Annotated[str, Field(max_length=80)]] = Field(
-        default_factory=lambda: ["count"], max_length=32
+        default_factory=list, max_length=32, description='aggregate grants only; default ["count"]'
     )
     subjects: list[Annotated[str, Field(max_length=128)]] = Field(default_factory=list, max_length=1000)
     key: str | None = Field(default=None, max_length=64)
     purpose: str | None = Field(
-        default=None, max_length=64, description="for open resources and contracts (a grant carries its own)"
+        default=None,
+        max_length=64,
+        description="for open resources and contracts; under a grant, if given, the grant's own purpose",
     )
     format: Literal["json", "ndjson"] = "json"
 
@@ -61,7 +67,7 @@ class AccessIn(BaseModel):
             row_filter=self.filter,
             limit=self.limit,
             group_by=self.group_by,
-            metrics=self.metrics or ["count"],
+            metrics=self.metrics,
             subjects=self.subjects,
             key=self.key,
             purpose=self.purpose,
@@ -115,24 +121,21 @@ def get_data(
     resource_id: str,
     grant: Annotated[str | None, Query(max_length=80)] = None,
     contract: Annotated[str | None, Query(max_length=80)] = None,
-    fields: Annotated[str | None, Query(max_length=8000, description="comma-separated")] = None,
+    fields: Annotated[
+        str | None, Query(max_length=8000, description="comma-separated; raw and masked")
+    ] = None,
     filter: Annotated[str | None, Query(max_length=8000, description="row filter as JSON")] = None,
-    limit: Annotated[int | None, Query(ge=1, le=10_000_000)] = None,
-    group_by: Annotated[str | None, Query(max_length=2000)] = None,
-    metrics: Annotated[str | None, Query(max_length=2000)] = None,
-    subjects: Annotated[str | None, Query(max_length=20_000)] = None,
-    key: Annotated[str | None, Query(max_length=64)] = None,
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000_000, description="raw and masked")] = None,
+    group_by: Annotated[str | None, Query(max_length=2000, description="aggregate; comma-separated")] = None,
+    metrics: Annotated[str | None, Query(max_length=2000, description="aggregate; default count")] = None,
+    subjects: Annotated[str | None, Query(max_length=20_000, description="verify; comma-separated")] = None,
+    key: Annotated[str | None, Query(max_length=64, description="verify")] = None,
+    purpose: Annotated[
+        str | None, Query(max_length=64, description="open resources and contracts; or the grant's own")
+    ] = None,
     format: Literal["json", "ndjson"] = "json",
 ) -> Response:
-    row_filter: dict[str, Any] | None = None
-    if filter is not None:
-        try:
-            row_filter = json.loads(filter)
-        except ValueError as exc:
-            raise InvalidInput("filter must be a JSON object", code="invalid_row_filter") from exc
-        if not isinstance(row_filter, dict):
-            raise InvalidInput("filter must be a JSON object", code="invalid_row_filter")
+    row_filter = load_row_filter(filter) if filter is not None else None
     try:
         access = AccessIn(
             grant=grant,
@@ -141,7 +144,7 @@ def get_data(
             filter=row_filter,
             limit=limit,
             group_by=_split(group_by) or [],
-            metrics=_split(metrics) or ["count"],
+            metrics=_split(metrics) or [],
             subjects=_split(subjects) or [],
             key=key,
             purpose=purpose,
@@ -163,5 +166,11 @@ def get_data(
 def post_data(
     ledger: LedgerDep, caller: CurrentParty, request: Request, resource_id: str, body: AccessIn
 ) -> Response:
+    if request.query_params:  # ?grant=… beside a body used to be dropped: a "no grant" denial, logged
+        names = ", ".join(sorted(set(request.query_params.keys())))
+        raise InvalidInput(
+            f"POST /v1/data takes its parameters in the JSON body only, not in the query ({names})",
+            code="query_not_read",
+        )
     delivery = ledger.gateway.access(caller, resource_id, body.request(_wants_ndjson(request)))
     return _respond(delivery)

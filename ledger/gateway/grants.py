@@ -61,11 +61,13 @@ class GrantView:
     max_accesses: int
     valid_from: int
     valid_until: int
+    chain_time: int  # when the access is judged, on the chain's clock (see ``check``)
 
 
 @dataclass
 class _Cached:
     record: tuple[Any, ...]
+    chain_time: int
     at: float
 
 
@@ -92,17 +94,23 @@ class GrantChecker:
         with self._lock:
             self._cache.pop(grant_id.lower(), None)
 
-    def _on_chain(self, grant_id: str) -> tuple[Any, ...]:
+    def _on_chain(self, grant_id: str) -> _Cached:
+        """The grant's on-chain record as of one block, with that block's time: the access is judged
+        at it, and its entry carries it (``chain_time``), so a verifier judges it at the same time —
+        a revocation in a later block does not make an earlier access look unauthorized, nor the
+        other way round."""
         key = grant_id.lower()
         now = self.clock()
         with self._lock:
             hit = self._cache.get(key)
         if hit is not None and now - hit.at < self.cache_seconds:
-            return hit.record
-        record = tuple(self.chain.call(self.contract.functions.grantOf(bytes.fromhex(grant_id[2:]))))
+            return hit
+        block = self.chain.latest_block()
+        fn = self.contract.functions.grantOf(bytes.fromhex(grant_id[2:]))
+        found = _Cached(tuple(self.chain.call(fn, block=block["number"])), block["timestamp"], now)
         with self._lock:
-            self._cache[key] = _Cached(record, now)
-        return record
+            self._cache[key] = found
+        return found
 
     def check(self, grant_id: str, *, accessor_id: str, accessor_address: str, resource_id: str) -> GrantView:
         """The grant if ``accessor`` may use it for ``resource`` now; raises ``Denied`` otherwise.
@@ -122,8 +130,10 @@ class GrantChecker:
         if row.revoked_tx:
             self.invalidate(grant_id)
             raise Denied("revoked", "the grant was revoked")
-        record = self._on_chain(grant_id)
-        resource_b32, grantee, _purpose, scope_hash, valid_from, valid_until, max_accesses, status = record
+        read = self._on_chain(grant_id)
+        resource_b32, grantee, _purpose, scope_hash, valid_from, valid_until, max_accesses, status = (
+            read.record
+        )
         if int(status) == GRANT_REVOKED:
             raise Denied("revoked", "the grant was revoked on chain")
         if int(status) != GRANT_ACTIVE:
@@ -132,10 +142,15 @@ class GrantChecker:
             raise Denied("not_grantee", "the grant's on-chain grantee is another address")
         if bytes(resource_b32) != resource_id_bytes32(resource_id):
             raise Denied("wrong_resource", "the grant's on-chain resource is another one")
+        # The access happens at ``at`` on the chain's clock: no earlier than the block the record
+        # was read at (the chain may run ahead of this server), nor than now (an idle chain mines no
+        # block; the record holds until the next one, whose time will not be earlier than now). The
+        # entry carries it as ``chain_time``; a verifier checks the window and revocation at it.
         now = int(datetime.now(UTC).timestamp())
+        at = max(now, read.chain_time)
         if now < int(valid_from):
             raise Denied("not_yet_valid", "the grant's validity window has not started")
-        if now >= int(valid_until):
+        if at >= int(valid_until):
             raise Denied("expired", "the grant has expired")
         scope = self._scope(row.scope_json, bytes(scope_hash))
         return GrantView(
@@ -153,6 +168,7 @@ class GrantChecker:
             max_accesses=int(max_accesses),
             valid_from=int(valid_from),
             valid_until=int(valid_until),
+            chain_time=at,
         )
 
     def _scope(self, scope_json: str, scope_hash: bytes) -> _Scope:

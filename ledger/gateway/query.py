@@ -14,7 +14,12 @@ entries are all AND-ed — so that a provider can read what it signed, and it is
                                             operator appear twice, e.g. after narrowing)
 =========================================== ==========================================
 
-Values are JSON scalars (string, number, boolean, null). Evaluation never coerces types: ``"30"`` is
+Values are JSON scalars (string, number, boolean, null) that every source can take: numbers finite
+(``1e999`` overflows a double: refused, not read as infinity) and integers within ±(2**53 − 1) (the
+integers a JSON number carries exactly, RFC 7493 §2.2 — the same bound as the canonical form that
+hashes the query), strings and field names without U+0000 (PostgreSQL text cannot hold it) or a lone
+surrogate (not UTF-8, so no database driver can bind it). :func:`load_row_filter` reads the query-string
+form of a filter with those rules applied while parsing. Evaluation never coerces types: ``"30"`` is
 not ``30``, ``true`` is not ``1``, and an ordering between a string and a number is simply false — a
 row filter that errs must err by showing fewer rows, never by raising half-way through a delivery.
 A missing field reads as null; null satisfies no ordering and no prefix (as SQL's NULL), but it does
@@ -27,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +45,7 @@ __all__ = [
     "OPERATORS",
     "Condition",
     "canonical_filter",
+    "load_row_filter",
     "matches",
     "narrower",
     "parse_row_filter",
@@ -48,6 +55,8 @@ OPERATORS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "prefix")
 MAX_IN_VALUES = 1000
 MAX_CONDITIONS = 256
 MAX_FIELD_NAME = 64
+MAX_SAFE_INTEGER = 2**53 - 1
+MAX_DEPTH = 8  # the grammar nests at most 4 deep ({"f": [{"in": [v]}]}); deeper text is refused unparsed
 _ORDERING = frozenset({"lt", "lte", "gt", "gte"})
 _CODE = "invalid_row_filter"
 
@@ -68,9 +77,37 @@ def _reject(message: str, **details: Any) -> InvalidInput:
 
 
 def _is_scalar(value: Any) -> bool:
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return value is None or isinstance(value, str | int | bool)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+_UNBINDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _text_problem(text: str) -> str | None:
+    """Why a string cannot reach a data source, or None: U+0000 (PostgreSQL's text type refuses it)
+    and lone surrogates (not encodable as UTF-8, so SQLite and psycopg cannot bind them)."""
+    found = _UNBINDABLE.search(text)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return f"contains U+0000 (NUL) at position {found.start()}"
+    code_point = ord(found.group())
+    return f"contains a lone surrogate U+{code_point:04X} at position {found.start()} (not valid Unicode)"
+
+
+def _number_problem(value: int | float) -> str | None:
+    if isinstance(value, float) and not math.isfinite(value):
+        return (
+            f"{value!r} is not a finite number (NaN, Infinity and numbers beyond ±1.8e308, such as "
+            "1e999, are refused rather than read as infinity)"
+        )
+    if isinstance(value, int) and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        digits = len(str(abs(value)))
+        return (
+            f"an integer of {digits} digits is outside ±(2**53 - 1) = ±{MAX_SAFE_INTEGER}, the range a "
+            "JSON number holds exactly (RFC 7493 §2.2)"
+        )
+    return None
 
 
 def _scalar(field: str, op: str, value: Any) -> Scalar:
@@ -88,6 +125,13 @@ def _scalar(field: str, op: str, value: Any) -> Scalar:
             field=field,
             op=op,
         )
+    problem = None
+    if isinstance(value, str):
+        problem = _text_problem(value)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        problem = _number_problem(value)
+    if problem is not None:
+        raise _reject(f"field {field!r} operator {op!r}: value {problem}", field=field, op=op)
     return value  # type: ignore[no-any-return]
 
 
@@ -140,11 +184,14 @@ def parse_row_filter(obj: Any, *, allowed_fields: Collection[str] | None = None)
     ``{}`` is the empty filter (every row).
     """
     if not isinstance(obj, dict):
-        raise _reject(f"must be a JSON object, got {type(obj).__name__}")
+        raise _reject(f"must be a JSON object, got {_json_kind(obj)}")
     conditions: list[Condition] = []
     for field, spec in obj.items():
         if not isinstance(field, str) or not field or len(field) > MAX_FIELD_NAME:
             raise _reject(f"field name must be a string of 1-{MAX_FIELD_NAME} characters, got {field!r}")
+        problem = _text_problem(field)
+        if problem is not None:
+            raise _reject(f"field name {field!r} {problem}")
         if allowed_fields is not None and field not in allowed_fields:
             raise _reject(f"field {field!r} is not one of the granted fields", field=field)
         if isinstance(spec, dict):
@@ -163,6 +210,94 @@ def parse_row_filter(obj: Any, *, allowed_fields: Collection[str] | None = None)
         if len(conditions) > MAX_CONDITIONS:
             raise _reject(f"more than {MAX_CONDITIONS} conditions")
     return conditions
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
+
+
+def _depth(text: str) -> int:
+    """Deepest ``[``/``{`` nesting of a JSON text, brackets inside strings not counted (no parsing:
+    ``json.loads`` recurses, and a process that raised the recursion limit can overflow the C stack)."""
+    depth = deepest = 0
+    for char in _JSON_STRING.sub("", text):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > len(str(MAX_SAFE_INTEGER)):  # before int(): Python refuses > 4300 digits, and it is slow
+        raise _reject(
+            f"an integer of {digits} digits is outside ±(2**53 - 1) = ±{MAX_SAFE_INTEGER}, the range a "
+            "JSON number holds exactly (RFC 7493 §2.2)"
+        )
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        shown = text if len(text) <= 24 else text[:20] + "…"
+        raise _reject(f"the number {shown} is beyond ±1.8e308 (a double overflows to infinity): refused")
+    return value
+
+
+def _parse_constant(name: str) -> Any:
+    raise _reject(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise _reject(
+            f"{', '.join(repr(k) for k in twice)} named twice in one object (the second would silently "
+            'replace the first); for two conditions on one field write {"f": [{...}, {...}]}'
+        )
+    return dict(pairs)
+
+
+def load_row_filter(text: str) -> dict[str, Any]:
+    """The JSON text of a row filter (the ``filter=`` query parameter) as an object, or raise
+    ``InvalidInput`` (``invalid_row_filter``) saying what is wrong with the text: not JSON (and
+    where), not an object, nested deeper than the grammar, ``NaN``/``Infinity``, a number a double
+    cannot hold (``1e999``), an integer beyond ±(2**53 − 1), a key twice in one object. The
+    object still goes through :func:`parse_row_filter`."""
+    if _depth(text) > MAX_DEPTH:
+        raise _reject(f"nested deeper than {MAX_DEPTH} levels (the filter grammar needs at most 4)")
+    try:
+        obj = json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_parse_constant,
+            object_pairs_hook=_unique_keys,
+        )
+    except InvalidInput:
+        raise
+    except json.JSONDecodeError as exc:
+        raise _reject(f"not valid JSON: {exc.msg} at character {exc.pos}") from None
+    if not isinstance(obj, dict):
+        raise _reject(f"must be a JSON object, got {_json_kind(obj)}")
+    return obj
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def _is_number(value: Any) -> bool:

@@ -17,6 +17,9 @@ does), not from the recipient's own report. For each call of :meth:`GatewayServi
 5. only then is anything returned (rule 4: an access is logged before its data is returned).
 
 A refused attempt is logged as well, as kind ``denied`` with its reason code, and answered 403.
+A malformed request — a filter outside the grammar (:mod:`ledger.gateway.query`), a parameter the
+grant's mode does not read (:mod:`ledger.gateway.params`) — is answered 422 and not logged: it asks
+for nothing, so it is no attempt (docs/gateway.md, "Row filters").
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from ledger.gateway.columns import (
 )
 from ledger.gateway.grants import Denied, GrantChecker, GrantView
 from ledger.gateway.masking import Masker, SubjectHasher
+from ledger.gateway.params import check_applicable
 from ledger.gateway.query import Condition, canonical_filter, narrower, parse_row_filter
 from ledger.gateway.sources import EnginePool, SourceKind, SourceReader, SourceSpec, check_spec
 from ledger.identity.vault import KeyVault
@@ -108,7 +112,7 @@ class AccessRequest:
     row_filter: dict[str, Any] | None = None
     limit: int | None = None
     group_by: list[str] = field(default_factory=list)
-    metrics: list[str] = field(default_factory=lambda: ["count"])
+    metrics: list[str] = field(default_factory=list)  # aggregate only; empty means ["count"]
     subjects: list[str] = field(default_factory=list)
     key: str | None = None
     purpose: str | None = None  # for open resources and contracts; a grant carries its own
@@ -250,6 +254,10 @@ class GatewayService:
     def access(self, caller: Party, resource_id: str, req: AccessRequest) -> Delivery:
         resource, source = self._resource_and_source(resource_id)
         fields = catalog_fields(resource)
+        # A malformed filter is the caller's input error (422 ``invalid_row_filter``), found before
+        # any grant is read and not logged: it asks for nothing, so it is no access attempt. A
+        # well-formed one naming a field outside the grant is a denial (``out_of_scope``), below.
+        requested = parse_row_filter(req.row_filter or {})
         try:
             terms = self._terms(caller, resource, fields, req)
         except Denied as denied:  # no terms yet: the attempt is logged with what the caller named
@@ -263,8 +271,25 @@ class GatewayService:
                 fields=req.fields or [],
                 mode=AccessMode.RAW,
             ) from None
+        if terms.grant is not None and req.purpose is not None and req.purpose != terms.purpose:
+            purposes.get(req.purpose)  # a code outside the vocabulary is an input error (unknown_purpose)
+            mismatch = Denied(
+                "purpose_not_granted",
+                f"this grant is for purpose {terms.purpose!r}, not {req.purpose!r}: data is used only "
+                "for the purpose it was granted for (omit purpose=, or name the grant's)",
+            )
+            raise self._refuse(
+                caller,
+                resource,
+                mismatch,
+                purpose=req.purpose,
+                grant=terms.grant.grant_id,
+                fields=req.fields or terms.fields,
+                mode=terms.mode,
+            ) from None
+        check_applicable(req, terms.mode, _terms_source(terms))
         try:
-            return self._deliver(caller, resource, source, fields, terms, req)
+            return self._deliver(caller, resource, source, fields, terms, req, requested)
         except Denied as denied:
             raise self._refuse_under(caller, resource, terms, req.fields or terms.fields, denied) from None
 
@@ -338,7 +363,11 @@ class GatewayService:
         with self.store.read_core() as conn:
             found = conn.execute(_RESOURCE_AND_SOURCE, {"resource": resource_id}).one_or_none()
         if found is None:
-            raise NotFound(f"no resource {resource_id}", code="resource_not_found")
+            raise NotFound(
+                f"no resource {resource_id} (the data routes take a resource's id, not its catalog code: "
+                "GET /v1/resources lists both)",
+                code="resource_not_found",
+            )
         item = CatalogItem(*found[:_ITEM_COLUMNS])
         if found[_ITEM_COLUMNS] is None:
             return item, None
@@ -353,17 +382,11 @@ class GatewayService:
         fields: list[FieldSpec],
         terms: _Terms,
         req: AccessRequest,
+        requested: list[Condition],
     ) -> Delivery:
         wanted = self._fields(terms, req, fields)
-        try:
-            requested = parse_row_filter(req.row_filter or {}, allowed_fields=terms.fields)
-        except InvalidInput as exc:
-            raise Denied("out_of_scope", exc.message) from None
+        _check_subset(list(dict.fromkeys(c.field for c in requested)), terms.fields, "row filter on field(s)")
         conditions = narrower(terms.row_filter, requested)
-        if req.stream and terms.mode in (AccessMode.AGGREGATE, AccessMode.VERIFY):
-            raise InvalidInput("streaming is for raw and masked rows", code="stream_not_supported")
-        if terms.mode is AccessMode.AGGREGATE and (req.fields or req.limit):
-            raise InvalidInput("an aggregate access takes group_by and metrics", code="invalid_aggregate")
         if source is None:
             raise NotFound("this resource has no data source registered yet", code="no_source")
         reader = SourceReader(self._spec(source), fields, self.engines)
@@ -381,23 +404,24 @@ class GatewayService:
             query["contract"] = terms.contract.contract_id
         subjects: set[str] = set()
         if terms.mode is AccessMode.AGGREGATE:
-            metric_fields = [m.partition(":")[2] for m in req.metrics if ":" in m]
+            metrics = req.metrics or ["count"]
+            metric_fields = [m.partition(":")[2] for m in metrics if ":" in m]
             _check_subset(req.group_by, terms.fields, "group_by")
             _check_subset(metric_fields, terms.fields, "metrics")
             # Only the columns the groups and metrics read (the row filter may still name others).
             needed = [n for n in dict.fromkeys([*req.group_by, *metric_fields]) if n in by_name]
             rows = reader.rows(conditions, self.max_stream_rows, columns=needed or [fields[0].name])
             result = shaping.aggregate(
-                rows, group_by=req.group_by, metrics=req.metrics, k=self.k, allowed_fields=terms.fields
+                rows, group_by=req.group_by, metrics=metrics, k=self.k, allowed_fields=terms.fields
             )
             groups = result.groups[: terms.max_records]
             if result.all_suppressed:
                 raise Denied("k_threshold", f"every group has fewer than {self.k} records")
-            query.update(group_by=req.group_by, metrics=req.metrics, k=self.k)
+            query.update(group_by=req.group_by, metrics=metrics, k=self.k)
             payload = {
                 **_head(resource, terms),
                 "group_by": req.group_by,
-                "metrics": req.metrics,
+                "metrics": metrics,
                 "k": self.k,
                 "groups": groups,
                 "suppressed_groups": result.suppressed_groups,
@@ -642,7 +666,11 @@ class GatewayService:
             purpose=terms.purpose,
             grant=terms.grant.grant_id if terms.grant else None,
             contract=terms.contract.contract_id if terms.contract else None,
-            chain_time=terms.contract.chain_time if terms.contract else None,
+            chain_time=terms.contract.chain_time
+            if terms.contract
+            else terms.grant.chain_time
+            if terms.grant
+            else None,
             fields=fields,
             mode=terms.mode,
             count=count,
@@ -756,6 +784,15 @@ def _head(resource: CatalogItem, terms: _Terms) -> dict[str, Any]:
     if terms.contract is not None:
         head["contract"] = terms.contract.contract_id
     return head
+
+
+def _terms_source(terms: _Terms) -> str:
+    """Where an access's mode comes from, for messages."""
+    if terms.grant is not None:
+        return f"the grant's mode is {terms.mode.value}"
+    if terms.contract is not None:
+        return f"the contract's mode is {terms.mode.value}"
+    return f"an open resource is delivered {terms.mode.value}"
 
 
 def _check_subset(names: Sequence[str], allowed: Sequence[str], what: str) -> None:

@@ -571,7 +571,7 @@ def check_spec(spec: SourceSpec, *, roots: Sequence[Path], ledger_db_url: str) -
         return SourceSpec(kind=spec.kind, location=str(path))
     if bool(spec.table) == bool(spec.query):
         raise InvalidInput("a SQL source names exactly one of table or query", code="invalid_source")
-    if spec.table and not IDENT_RE.match(spec.table):
+    if spec.table and not IDENT_RE.fullmatch(spec.table):
         raise InvalidInput("table must be a plain identifier (schema.table allowed)", code="invalid_source")
     if spec.query is not None and (not QUERY_RE.match(spec.query) or ";" in spec.query):
         raise InvalidInput(

@@ -232,6 +232,11 @@ def test_raw_access_logged_with_hashes(env: dict[str, Any]) -> None:
     key = ledger.gateway.subject_key
     assert logged["subjects"] == sorted(subject_hash(key, p["id_number"]) for p in env["rows"][:5])
     assert logged["query_hash"].startswith("0x") and logged["level"] == 2
+    # judged on the chain's clock too: no earlier than the block the grant was read at, nor than
+    # the access's own time (a verifier checks the window and any revocation at it)
+    when = datetime.fromisoformat(logged["time"].replace("Z", "+00:00")).timestamp()
+    assert isinstance(logged["chain_time"], int) and logged["chain_time"] >= int(when)
+    assert logged["chain_time"] >= ledger.chain.latest_block()["timestamp"] - 60
 
 
 def test_fields_and_filter_narrow_the_grant(env: dict[str, Any]) -> None:

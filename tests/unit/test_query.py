@@ -13,8 +13,10 @@ from ledger.errors import InvalidInput
 from ledger.gateway.query import (
     MAX_CONDITIONS,
     MAX_IN_VALUES,
+    MAX_SAFE_INTEGER,
     Condition,
     canonical_filter,
+    load_row_filter,
     matches,
     narrower,
     parse_row_filter,
@@ -175,6 +177,77 @@ def test_rejects_ordering_against_null_or_boolean(op: str, value: Any) -> None:
 
 def test_rejects_too_many_conditions() -> None:
     rejected({f"f{i}": i for i in range(MAX_CONDITIONS + 1)}, f"more than {MAX_CONDITIONS} conditions")
+
+
+@pytest.mark.parametrize(
+    ("obj", "fragment"),
+    [
+        ({"a": "x\x00y"}, "field 'a' operator 'eq': value contains U+0000 (NUL) at position 1"),
+        ({"a": {"prefix": "\x00"}}, "operator 'prefix': value contains U+0000"),
+        ({"a": {"in": ["ok", "\ud800"]}}, "value contains a lone surrogate U+D800 at position 0"),
+        ({"a\x00": 1}, "field name 'a\\x00' contains U+0000 (NUL) at position 1"),
+        ({"\udc80": 1}, "contains a lone surrogate U+DC80"),
+        ({"a": MAX_SAFE_INTEGER + 1}, "an integer of 16 digits is outside ±(2**53 - 1)"),
+        ({"a": {"gt": -(10**30)}}, "an integer of 31 digits is outside ±(2**53 - 1)"),
+        ({"a": float("-inf")}, "-inf is not a finite number"),
+    ],
+)
+def test_rejects_what_no_source_can_take(obj: Any, fragment: str) -> None:
+    """Values are bound into a source's SQL: NUL (PostgreSQL text), lone surrogates (no UTF-8), and
+    integers a JSON number does not carry exactly (the canonical query hash could not hold them)."""
+    rejected(obj, fragment)
+
+
+def test_accepts_the_edges_of_what_sources_take() -> None:
+    edge = {"a": {"gte": -MAX_SAFE_INTEGER, "lte": MAX_SAFE_INTEGER}, "b": "\x01\x7f\u2028😀", "c": 1e308}
+    assert len(parse_row_filter(edge)) == 4
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"v": {"gt": 1e999}}', "the number 1e999 is beyond ±1.8e308"),
+        ('{"v": -1E+400}', "the number -1E+400 is beyond"),
+        ('{"v": ' + "1" * 400 + ".0}", "1111111111111111111" + "1…"),
+        ('{"v": NaN}', "NaN is not JSON"),
+        ('{"v": Infinity}', "Infinity is not JSON"),
+        ("1" + "0" * 5000, "an integer of 5001 digits"),
+        ('{"v": -123456789012345678}', "an integer of 18 digits"),
+        ("null", "must be a JSON object, got null"),
+        ("[]", "must be a JSON object, got an array"),
+        ("true", "must be a JSON object, got a boolean"),
+        ("3.5", "must be a JSON object, got a number"),
+        ("", "not valid JSON: Expecting value at character 0"),
+        ('{"v": 1,}', "not valid JSON: Expecting property name enclosed in double quotes at character 8"),
+        ('{"v": 1} x', "not valid JSON: Extra data at character 9"),
+        ('{"v": 1, "v": 2}', "'v' named twice in one object"),
+        ('{"v": [{"lt": 1, "lt": 2}]}', "'lt' named twice"),
+        ("{" * 9 + "}" * 9, "nested deeper than 8 levels"),
+        ("[" * 100_000 + "]" * 100_000, "nested deeper than 8 levels"),
+    ],
+)
+def test_load_row_filter_names_what_is_wrong_with_the_text(text: str, fragment: str) -> None:
+    with pytest.raises(InvalidInput) as info:
+        load_row_filter(text)
+    assert info.value.code == "invalid_row_filter"
+    assert info.value.message.startswith("row filter: ") and fragment in info.value.message, (
+        info.value.message
+    )
+
+
+def test_load_row_filter_reads_a_filter() -> None:
+    text = (
+        '{"d": "云岩区", "s": "[{\\"", "n": {"gte": 1.5, "lt": 9007199254740991}, '
+        '"x": [{"in": [null, true]}]}'
+    )
+    loaded = load_row_filter(text)
+    assert loaded == {
+        "d": "云岩区",
+        "s": '[{"',
+        "n": {"gte": 1.5, "lt": MAX_SAFE_INTEGER},
+        "x": [{"in": [None, True]}],
+    }
+    assert len(parse_row_filter(loaded)) == 5
 
 
 # --- matching semantics -------------------------------------------------------------------------
