@@ -1,23 +1,27 @@
 """The seeded city scenario for ``sharetrail demo``: Guiyang's registrar, departments, the platform
 operator, an enterprise and the regulator. Idempotent: a second start reuses what exists and
-issues fresh tokens for the demo parties (tokens are stored only as hashes, so they cannot be shown
-again otherwise)."""
+prints the same tokens (each derived from a secret sealed in the demo's data directory; the
+database keeps only their hashes)."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import random
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from ledger.identity.parties import NewParty, hash_token, new_token
+from ledger.audit.lineage import short_ref
+from ledger.identity.parties import TOKEN_PREFIX, NewParty, hash_token
 from ledger.identity.uscc import make_uscc
 from ledger.log.events import AccessEvent, AccessMode, EventKind
-from ledger.runtime import Ledger
+from ledger.runtime import Ledger, platform_secret
 from ledger.store.models import Party
-from ledger.types import PartyKind
+from ledger.types import MaskingRule, PartyKind
 
 DEMO_PARTIES: tuple[tuple[PartyKind, str, int], ...] = (
     (PartyKind.DEPARTMENT, "贵阳市公安局", 11),
@@ -32,31 +36,53 @@ DEMO_PARTIES: tuple[tuple[PartyKind, str, int], ...] = (
 )
 
 
-def seed(ledger: Ledger) -> Iterator[str]:
-    registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
-    token = new_token()
+def demo_token(secret: bytes, uscc: str) -> str:
+    """A demo party's API token: derived from the demo data directory's sealed secret and the
+    party's credit code, so a restarted demo prints — and accepts — the same tokens as before
+    (nothing but the usual hash is stored)."""
+    digest = hmac.new(secret, f"demo-token:{uscc}".encode(), hashlib.sha256).digest()
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def _set_token(ledger: Ledger, party_id: str, token: str) -> None:
     with ledger.store.session() as session:
-        row = session.get(Party, registrar.id)
+        row = session.get(Party, party_id)
         assert row is not None
         row.token_hash = hash_token(token)
-    yield f"  registrar   {registrar.name:<40} token {token}"
+
+
+def _name_cell(name: str, width: int = 40) -> str:
+    """``name`` padded to ``width`` display columns (a CJK character takes two)."""
+    shown = sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in name)
+    return name + " " * max(0, width - shown)
+
+
+def seed(ledger: Ledger) -> Iterator[str]:
+    """Register the demo's parties (once), print a working token for each — the same on every
+    start of the same data directory — then seed the log and the gateway."""
+    secret = platform_secret(ledger.store, ledger.vault, "demo-tokens")
+    registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
+    if ledger.settings.bootstrap_token:  # the operator chose the registrar's token: keep it
+        token, note = ledger.settings.bootstrap_token, "  (SHARETRAIL_BOOTSTRAP_TOKEN)"
+    else:
+        token, note = demo_token(secret, registrar.uscc), ""
+        _set_token(ledger, registrar.id, token)
+    yield f"  registrar   {_name_cell(registrar.name)} token {token}{note}"
     for kind, name, seq in DEMO_PARTIES:
         uscc = make_uscc(seq, division="520100", authority="1" if kind is not PartyKind.ENTERPRISE else "9")
         with ledger.store.session() as session:
             existing = session.scalar(select(Party).where(Party.uscc == uscc))
+        token = demo_token(secret, uscc)
         if existing is None:
-            _, token = ledger.parties.register(registrar, NewParty(kind, name, uscc))
+            party, _ = ledger.parties.register(registrar, NewParty(kind, name, uscc))
+            _set_token(ledger, party.id, token)
         else:
-            token = new_token()
-            with ledger.store.session() as session:
-                row = session.get(Party, existing.id)
-                assert row is not None
-                row.token_hash = hash_token(token)
-        yield f"  {kind.value:<11} {name:<40} token {token}"
+            _set_token(ledger, existing.id, token)
+        yield f"  {kind.value:<11} {_name_cell(name)} token {token}"
     recorded = seed_accesses(ledger)
     yield from seed_gateway(ledger)
     size = ledger.log.log.size()
-    yield f"  log: {size} access events ({recorded} seeded now), anchored; see GET /v1/log/checkpoint"
+    yield f"  log: {size} entries ({recorded} access events seeded now), anchored; see GET /v1/log/checkpoint"
 
 
 DEMO_ACCESSES: tuple[tuple[str, str, str, tuple[str, ...], AccessMode], ...] = (
@@ -79,6 +105,16 @@ DEMO_ACCESSES: tuple[tuple[str, str, str, tuple[str, ...], AccessMode], ...] = (
         AccessMode.RAW,
     ),
 )
+# The catalog entries those accesses are of (code: name, level). An exchange platform's event is
+# recorded only if it names a published resource, its provider and its level (ledger/log/reported.py).
+DEMO_CATALOG: dict[str, tuple[str, int]] = {
+    "GY-GA-001": ("人口基础信息", 4),  # level 4: each access is also recorded on chain
+    "GY-MZ-001": ("低保对象信息", 2),
+    "GY-RS-003": ("社会保险参保缴费信息", 2),
+    "GY-SJ-002": ("市场主体行业分布", 2),
+    "GY-ZJ-004": ("企业不动产持有信息", 2),
+}
+_SENSITIVE = {"name": MaskingRule.NAME, "id_number": MaskingRule.ID_NUMBER, "address": MaskingRule.ADDRESS}
 DEMO_PURPOSES = {
     "GY-GA-001": "social_assistance",
     "GY-MZ-001": "employment_service",
@@ -94,6 +130,7 @@ def seed_accesses(ledger: Ledger, count: int = 120) -> int:
         return 0
     by_name = {p.name: p for p in ledger.parties.list()}
     operator = next(p for p in by_name.values() if p.kind is PartyKind.OPERATOR)
+    levels = _seed_catalog(ledger, by_name)
     rng = random.Random(2017)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=7)
     events = []
@@ -117,12 +154,41 @@ def seed_accesses(ledger: Ledger, count: int = 120) -> int:
                 time=when,
                 gateway="gy-exchange-01",
                 reason="out_of_scope" if denied else None,
-                level=4 if resource == "GY-GA-001" and i < 5 else 2,
+                level=levels[resource],
             )
         )
     ledger.log.record_gateway_events(operator, events)
     ledger.anchorer.anchor_once()
     return count
+
+
+def _seed_catalog(ledger: Ledger, by_name: dict[str, Party]) -> dict[str, int]:
+    """Publish the catalog entries of :data:`DEMO_ACCESSES` (each by its provider) unless they are
+    there; return each code's level."""
+    from ledger.sharing.catalog import FieldSpec, ResourceSpec
+    from ledger.types import OpenType, ShareType
+
+    existing = {r.code: r.level for r in ledger.catalog.find()}
+    for _, provider, code, fields, _ in DEMO_ACCESSES:
+        if code in existing:
+            continue
+        name, level = DEMO_CATALOG[code]
+        spec = ResourceSpec(
+            code=code,
+            name=name,
+            format="table",
+            share_type=ShareType.CONDITIONAL,
+            open_type=OpenType.NONE,
+            level=level,
+            update_frequency="monthly",
+            legal_basis="《贵阳市政府数据共享开放条例》",
+            fields=[
+                FieldSpec(f, sensitive=f in _SENSITIVE, masking=_SENSITIVE.get(f, MaskingRule.NONE))
+                for f in fields
+            ],
+        )
+        existing[code] = ledger.catalog.create(by_name[provider], spec).level
+    return existing
 
 
 # The gateway part of the demo: real catalog entries with data sources generated for the city, real
@@ -227,7 +293,8 @@ def seed_gateway(ledger: Ledger) -> Iterator[str]:
         else:
             access = AccessRequest(grant=decided.grant_id, limit=20)
         delivery = ledger.gateway.access(requester, resource.id, access)
-        yield f"  gateway: {code} {name} -> grant {decided.grant_id[:10]}…, access logged at {delivery.index}"
+        grant = short_ref(decided.grant_id or "")
+        yield f"  gateway: {code} {name} -> grant {grant}, access logged at {delivery.index}"
     yield from seed_opening(ledger, by_name, now)
     first = demodata.person(0)["id_number"]
     registrar = ledger.parties.get(ledger.bootstrap.registrar_id)
@@ -298,6 +365,6 @@ def seed_opening(ledger: Ledger, by_name: dict[str, Party], now: datetime) -> It
         release_mode=ReleaseMode.CUSTOMERS,
     )
     yield (
-        f"  opening: GY-SJ-201 under contract {contract.id[:10]}… ({contract.status.value}), "
+        f"  opening: GY-SJ-201 under contract {short_ref(contract.id)} ({contract.status.value}), "
         f"access logged at {delivery.index}, derived product at {product.log_index}"
     )

@@ -280,7 +280,7 @@ class Ledger:
                 chain=chain, contract=contracts["OpenContracts"], parties=parties, relayer=funder
             ),
         )
-        subject_key = _platform_secret(store, vault, "subject")
+        subject_key = platform_secret(store, vault, "subject")
         gateway = GatewayService(
             store=store,
             catalog=catalog,
@@ -299,7 +299,7 @@ class Ledger:
             ),
             vault=vault,
             subject_key=subject_key,
-            pseudonym_key=_platform_secret(store, vault, "pseudonym"),
+            pseudonym_key=platform_secret(store, vault, "pseudonym"),
             source_roots=settings.source_root_paths,
             ledger_db_url=settings.database_url,
             k=settings.k_anonymity,
@@ -356,7 +356,7 @@ def _platform_key(store: Store, vault: KeyVault, name: str) -> LocalAccount:
         return vault.account(row.ciphertext, f"platform:{name}")
 
 
-def _platform_secret(store: Store, vault: KeyVault, name: str) -> bytes:
+def platform_secret(store: Store, vault: KeyVault, name: str) -> bytes:
     """A 32-byte platform secret (HMAC keys for subject hashes and pseudonyms), sealed at rest."""
     label = f"platform:{name}"
     with store.session() as session:

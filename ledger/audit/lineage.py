@@ -108,6 +108,12 @@ UsageRow = tuple[str | None, str | None, str | None, int, datetime | None]
 """(grant_ref, accessor, purpose, accesses, first access time) — the log grouped for one resource."""
 
 
+def short_ref(ref: str) -> str:
+    """A grant or contract id for a label: its head and tail. A grant id is 16 zero bytes and then
+    its request's id, so the head alone (``0x00000000…``) was the same for every grant."""
+    return ref if len(ref) <= 17 else f"{ref[:10]}…{ref[-6:]}"
+
+
 def _kind_is(kind: EventKind) -> ColumnElement[bool]:
     """``kind || '' = …``: the resource's indexes drive and the kind only sifts — on the kind's own
     indexes the planner would walk every access in the log (10M events: 4.9 s against 0.08 s for
@@ -236,7 +242,7 @@ class LineageService:
                 Node(
                     node_id(NodeKind.GRANT, g.grant_id),
                     NodeKind.GRANT,
-                    f"{g.purpose_code} · {g.grant_id[:10]}…",
+                    f"{g.purpose_code} · {short_ref(g.grant_id)}",
                     {
                         "grant_id": g.grant_id,
                         "request_id": g.id,
@@ -257,7 +263,7 @@ class LineageService:
                 Node(
                     node_id(NodeKind.GRANT, ref),
                     NodeKind.GRANT,
-                    f"{ref[:10]}…",
+                    short_ref(ref),
                     {"grant_id": ref, "status": "unknown"},
                 )
             )
@@ -344,7 +350,7 @@ class LineageService:
                 Node(
                     cid,
                     NodeKind.CONTRACT,
-                    f"{c.kind.value} · {purposes[0]} · {c.id[:10]}…",
+                    f"{c.kind.value} · {purposes[0]} · {short_ref(c.id)}",
                     {
                         "contract_id": c.id,
                         "contract_kind": c.kind.value,

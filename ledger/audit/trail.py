@@ -24,6 +24,7 @@ from ledger.errors import Forbidden, InvalidInput
 from ledger.log import store as log_store
 from ledger.log.events import AccessMode, EventKind
 from ledger.log.subject_index import SubjectTail, subject_tail
+from ledger.spreadsheet import safe_row
 from ledger.store.db import Store
 from ledger.store.models import LogEntry, LogSubject, LogTimeBlock, Party, Resource
 from ledger.types import PartyKind
@@ -297,7 +298,8 @@ class TrailService:
         return {"items": items, "next_before": items[-1]["index"] if more and items else None}
 
     def export_csv(self, caller: Party, q: TrailQuery) -> str:
-        """The same rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names)."""
+        """The same rows as CSV (UTF-8 with BOM so spreadsheet programs read the Chinese names),
+        each cell safe to open in one (:func:`ledger.spreadsheet.safe_cell`: OWASP CSV injection)."""
         _check(caller)
         if not 1 <= q.limit <= MAX_EXPORT:
             raise InvalidInput(f"an export holds 1-{MAX_EXPORT} rows", code="invalid_limit")
@@ -311,17 +313,21 @@ class TrailService:
         writer.writeheader()
         for idx, e in page:
             row = _row(idx, e, names)
+            # every text cell neutralised: names, reasons, ids and purposes come from parties and
+            # exchange platforms, and a spreadsheet would run one that starts like a formula
             writer.writerow(
-                {
-                    **row,
-                    "accessor": row["accessor"]["id"],
-                    "accessor_name": row["accessor"]["name"],
-                    "provider": row["provider"]["id"],
-                    "provider_name": row["provider"]["name"],
-                    "resource": row["resource"]["id"],
-                    "resource_name": row["resource"]["name"],
-                    "fields": " ".join(row["fields"]),
-                }
+                safe_row(
+                    {
+                        **row,
+                        "accessor": row["accessor"]["id"],
+                        "accessor_name": row["accessor"]["name"],
+                        "provider": row["provider"]["id"],
+                        "provider_name": row["provider"]["name"],
+                        "resource": row["resource"]["id"],
+                        "resource_name": row["resource"]["name"],
+                        "fields": " ".join(row["fields"]),
+                    }
+                )
             )
         return out.getvalue()
 

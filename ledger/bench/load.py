@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ledger.bench.log import BENCH_RESOURCE_CODE, bench_resource
 from ledger.identity.parties import NewParty
 from ledger.identity.uscc import make_uscc
 from ledger.log.events import AccessEvent
@@ -184,6 +185,7 @@ def prepare(settings: Settings, seed_events: int) -> Prepared:
         department, _ = ledger.parties.register(
             registrar, NewParty(PartyKind.DEPARTMENT, "load department", make_uscc(7102))
         )
+        bench_resource(ledger, department)  # the events name a published catalog entry
         when = datetime.now(UTC) - timedelta(minutes=1)
         for start in range(0, seed_events, 1000):
             ledger.log.record_gateway_events(
@@ -203,7 +205,7 @@ def _event(event_id: str, accessor: str, when: datetime) -> dict[str, object]:
     return {
         "event_id": event_id,
         "accessor": accessor,
-        "resource": "res-population-basic",
+        "resource": BENCH_RESOURCE_CODE,
         "purpose": "statistics",
         "fields": ["district", "population"],
         "mode": "aggregate",

@@ -50,9 +50,10 @@ from ledger.log.store import LogStore, NewEntry
 from ledger.log.verify import chain_checkpoints, verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
+from ledger.sharing.catalog import FieldSpec, ResourceSpec
 from ledger.store.db import Store
-from ledger.store.models import Checkpoint
-from ledger.types import PartyKind
+from ledger.store.models import Checkpoint, Party
+from ledger.types import OpenType, PartyKind, ShareType
 
 BATCH = 1000
 BUILD_BATCH = 5000
@@ -126,6 +127,48 @@ def _met(value: float, target: float, *, at_most: bool = False) -> str:
 
 
 # --------------------------------------------------------------------------- events
+
+# What the recorded events name. ``LogService`` records an exchange platform's event only if its
+# resource is a published catalog entry (by id or code) and its purpose a vocabulary code
+# (ledger/log/reported.py), so the benches that record through it publish this entry first.
+BENCH_RESOURCE_CODE = "res-population-basic"
+BENCH_PURPOSE = "social_assistance"
+_BENCH_FIELDS = ("name", "id_number_hash", "address")
+
+
+def bench_resource_body() -> dict[str, Any]:
+    """``POST /v1/resources`` body of the benches' catalog entry (level 2: no per-access chain record)."""
+    return {
+        "code": BENCH_RESOURCE_CODE,
+        "name": "人口基础信息（基准测试）",
+        "format": "table",
+        "share_type": "conditional",
+        "open_type": "none",
+        "level": 2,
+        "update_frequency": "daily",
+        "legal_basis": "《贵阳市政府数据共享开放条例》",
+        "fields": [{"name": name} for name in _BENCH_FIELDS],
+    }
+
+
+def bench_resource(ledger: Ledger, provider: Party) -> str:
+    """The benches' catalog entry on ``ledger``, published by ``provider`` unless it is there; its id."""
+    existing = next((r for r in ledger.catalog.find() if r.code == BENCH_RESOURCE_CODE), None)
+    if existing is not None:
+        return existing.id
+    body = bench_resource_body()
+    spec = ResourceSpec(
+        code=BENCH_RESOURCE_CODE,
+        name=body["name"],
+        format=body["format"],
+        share_type=ShareType(body["share_type"]),
+        open_type=OpenType(body["open_type"]),
+        level=body["level"],
+        update_frequency=body["update_frequency"],
+        legal_basis=body["legal_basis"],
+        fields=[FieldSpec(name) for name in _BENCH_FIELDS],
+    )
+    return ledger.catalog.create(provider, spec).id
 
 
 def _leaf(prefix: str, i: int) -> dict[str, Any]:
@@ -276,7 +319,11 @@ def http_rate(app_factory: str, n: int, workdir: Path, say: Say, *, db_url: str 
             created = client.post("/v1/parties", json=body, headers=registrar)
             created.raise_for_status()
             ids[kind.value], tokens[kind.value] = created.json()["id"], created.json()["token"]
-        say(f"  HTTP server up on {base}; operator and department registered")
+        department = {"Authorization": f"Bearer {tokens[PartyKind.DEPARTMENT.value]}"}
+        published = client.post("/v1/resources", json=bench_resource_body(), headers=department)
+        if published.status_code != 201:
+            raise RuntimeError(f"POST /v1/resources: {published.status_code} {published.text[:500]}")
+        say(f"  HTTP server up on {base}; operator, department and its catalog entry registered")
         when = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
         bodies = [
             json.dumps(
@@ -284,9 +331,9 @@ def http_rate(app_factory: str, n: int, workdir: Path, say: Say, *, db_url: str 
                     {
                         "event_id": f"http-{i}",
                         "accessor": ids[PartyKind.DEPARTMENT.value],
-                        "resource": "res-population-basic",
-                        "purpose": "social-assistance-review",
-                        "fields": ["name", "id_number_hash", "address"],
+                        "resource": BENCH_RESOURCE_CODE,
+                        "purpose": BENCH_PURPOSE,
+                        "fields": list(_BENCH_FIELDS),
                         "mode": "masked",
                         "record_count": 1,
                         "time": when,
@@ -587,6 +634,7 @@ def ack_to_anchored(ledger: Ledger, sizes: Sizes, say: Say) -> list[Row]:
     department, _ = ledger.parties.register(
         registrar, NewParty(PartyKind.DEPARTMENT, "bench department", make_uscc(8002))
     )
+    resource = bench_resource(ledger, department)
     per = sizes.anchor_batch
     n_batches = max(1, round(sizes.anchor_seconds * sizes.anchor_rate / per))
     when = datetime.now(UTC) - timedelta(minutes=1)
@@ -595,9 +643,9 @@ def ack_to_anchored(ledger: Ledger, sizes: Sizes, say: Say) -> list[Row]:
             AccessEvent(
                 event_id=f"anchor-{b}-{i}",
                 accessor=department.id,
-                resource="res-population-basic",
-                purpose="social-assistance-review",
-                fields=["name", "id_number_hash", "address"],
+                resource=resource,
+                purpose=BENCH_PURPOSE,
+                fields=list(_BENCH_FIELDS),
                 record_count=1,
                 time=when,
                 gateway="bench-gateway-1",

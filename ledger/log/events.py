@@ -15,13 +15,19 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 from ledger.canonical import canonical_json
 
 HASH_RE = r"^0x[0-9a-f]{64}$"
 Hash32 = Annotated[str, Field(pattern=HASH_RE, description="0x + 64 lower-case hex")]
-EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+EVENT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # whole id: fullmatch, never ``$``
+# RFC 3339 §5.6 date-time, ASCII digits only. The offset is optional here so that a time without
+# one is refused by the timezone check below with its own message; everything else — an epoch
+# number, a bare date, a week date, a space for "T" — is refused as not RFC 3339.
+RFC3339_RE = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?"
+)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -34,6 +40,11 @@ class EventKind(enum.StrEnum):
     REVOKE = "revoke"
     DISPUTE = "dispute"
     DECLARATION = "declaration"
+    # opening's lifecycle (docs/opening.md): an open contract proposed, signed, effective, suspended,
+    # resumed, terminated; an application submitted or reviewed; a negative-list change
+    CONTRACT = "contract"
+    APPLICATION = "application"
+    NEGATIVE_LIST = "negative_list"
 
 
 class AccessMode(enum.StrEnum):
@@ -122,7 +133,12 @@ class EncodedEntry(NamedTuple):
 
 
 class AccessEvent(BaseModel):
-    """An access (or denied attempt) recorded by a gateway."""
+    """An access (or denied attempt) recorded by a gateway.
+
+    The model checks the event's shape, strictly typed (integers are JSON integers, never ``true``
+    or ``"5"``; ``time`` an RFC 3339 string, never epoch seconds); what it names — parties, purpose,
+    resource, provider, level — is checked against the registry, the vocabulary and the catalog
+    when it is recorded (:mod:`ledger.log.reported`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -133,7 +149,7 @@ class AccessEvent(BaseModel):
     resource: str = Field(min_length=1, max_length=64, description="resource id or catalog code")
     grant: str | None = Field(default=None, max_length=80)
     contract: str | None = Field(default=None, max_length=80)
-    chain_time: int | None = Field(
+    chain_time: StrictInt | None = Field(
         default=None,
         ge=0,
         le=2**63 - 1,
@@ -145,7 +161,7 @@ class AccessEvent(BaseModel):
         default_factory=list, max_length=256
     )
     mode: AccessMode = AccessMode.RAW
-    record_count: int = Field(default=0, ge=0, le=10**12)
+    record_count: StrictInt = Field(default=0, ge=0, le=10**12)
     query_hash: Hash32 | None = None
     result_hash: Hash32 | None = None
     subjects: list[Hash32] = Field(
@@ -156,7 +172,7 @@ class AccessEvent(BaseModel):
     time: datetime
     gateway: str = Field(min_length=1, max_length=128)
     reason: str | None = Field(default=None, max_length=500, description="denial reason code (kind=denied)")
-    level: int | None = Field(
+    level: StrictInt | None = Field(
         default=None,
         ge=1,
         le=4,
@@ -166,11 +182,24 @@ class AccessEvent(BaseModel):
     @field_validator("event_id")
     @classmethod
     def _event_id(cls, value: str) -> str:
-        if not EVENT_ID_RE.match(value):
+        if not EVENT_ID_RE.fullmatch(value):
             raise ValueError(
                 "event_id must be 1-64 characters of A-Z a-z 0-9 . _ : - starting with a letter/digit"
             )
         return value
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _rfc3339(cls, value: Any) -> Any:
+        """In JSON a time is an RFC 3339 date-time string (§5.6), as the log writes it (docs/log.md).
+        Pydantic's lax parsing would also read a number — or a string of digits — as Unix seconds,
+        so ``1700000000`` would become a time nobody wrote: refused. In-process callers (the
+        gateway, the simulator) hand a ``datetime``, which is taken as it is."""
+        if isinstance(value, datetime):
+            return value
+        if isinstance(value, str) and RFC3339_RE.fullmatch(value):
+            return value
+        raise ValueError("time must be an RFC 3339 date-time string (e.g. 2026-01-01T08:00:00Z)")
 
     @field_validator("time")
     @classmethod
@@ -195,6 +224,8 @@ class AccessEvent(BaseModel):
             raise ValueError("a denied event needs a reason")
         if self.kind is EventKind.ACCESS and self.reason:
             raise ValueError("reason is only for denied events")
+        if self.grant and self.contract:
+            raise ValueError("an access is under a grant or an open contract, not both")
         return self
 
     def leaf(self, *, recorded_by: str) -> dict[str, Any]:

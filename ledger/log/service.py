@@ -13,15 +13,17 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from ledger.errors import ChainError, Conflict, Forbidden, InvalidInput, NotFound, VerificationError
 from ledger.log import layout
 from ledger.log.anchoring import Anchorer
 from ledger.log.events import AccessEvent, EncodedEntry, GatewayEntry
 from ledger.log.note import NoteSigner
+from ledger.log.reported import CatalogItem, check_reported
 from ledger.log.store import Appended, AppendGuard, LogStore, NewEntry
-from ledger.store.models import Party
+from ledger.store.models import Party, Resource
 from ledger.types import PartyKind
 
 log = logging.getLogger("sharetrail.log")
@@ -29,6 +31,7 @@ log = logging.getLogger("sharetrail.log")
 MAX_BATCH = 1000  # events per gateway request (POST /v1/access-events)
 MAX_TRANSACTION = 20_000  # prepared events appended in one transaction (in-process callers)
 MAX_ENTRIES_PAGE = 1000
+_LOOKUP_CHUNK = 2000  # names per IN (…) of the batch's party and catalog look-ups (bound parameters)
 AUDITORS = (PartyKind.REGULATOR, PartyKind.REGISTRAR)
 
 
@@ -99,15 +102,16 @@ class LogService:
             raise Forbidden("only the platform operator may record gateway events", code="forbidden_role")
 
     def _record_gateway(self, caller: Party, events: Sequence[GatewayEntry | EncodedEntry]) -> list[Appended]:
+        # Whatever the batch names must exist and agree with the catalog (ledger/log/reported.py):
+        # one read for the whole batch — its distinct parties and resources — never one per event.
         named = {e.accessor for e in events} | {e.provider for e in events if e.provider}
         with self.log.store.read() as session:
-            known = set(session.scalars(select(Party.id).where(Party.id.in_(named))))
-        unknown = sorted(named - known)
-        if unknown:
-            raise InvalidInput(f"unknown party id(s): {', '.join(unknown[:5])}", code="unknown_party")
+            known = _known_parties(session, named)
+            catalog = _catalog_items(session, {e.resource for e in events})
+        levels = check_reported(events, parties=known, catalog=catalog)
         recorder, onchain = caller.id, self.onchain_levels
         entries = []
-        for e in events:
+        for e, level in zip(events, levels, strict=True):
             if isinstance(e, EncodedEntry):
                 if e.recorded_by != recorder:
                     raise InvalidInput(
@@ -127,7 +131,7 @@ class LogService:
                     event=event,
                     accessor=e.accessor,
                     resource=e.resource,
-                    onchain=e.level in onchain,
+                    onchain=level in onchain,  # the catalog's level, whether the event names it or not
                     encoded=encoded,
                     trail=trail,
                 )
@@ -309,3 +313,35 @@ class LogService:
         if record is None or record.tx_hash is None:
             return None
         return {"tx_hash": record.tx_hash, "block_number": record.block_number}
+
+
+def _chunks(names: set[str]) -> list[list[str]]:
+    ordered = sorted(names)
+    return [ordered[i : i + _LOOKUP_CHUNK] for i in range(0, len(ordered), _LOOKUP_CHUNK)]
+
+
+def _known_parties(session: Session, ids: set[str]) -> set[str]:
+    known: set[str] = set()
+    for chunk in _chunks(ids):
+        known.update(session.scalars(select(Party.id).where(Party.id.in_(chunk))))
+    return known
+
+
+def _catalog_items(session: Session, names: set[str]) -> dict[str, CatalogItem]:
+    """The catalog entries the names denote, each by id or by catalog code (``AccessEvent.resource``
+    takes either); where a name is one entry's id and another's code, the id wins."""
+    by_id: dict[str, CatalogItem] = {}
+    by_code: dict[str, CatalogItem] = {}
+    columns = (Resource.id, Resource.code, Resource.provider_id, Resource.level, Resource.version)
+    for chunk in _chunks(names):
+        query = select(*columns).where(or_(Resource.id.in_(chunk), Resource.code.in_(chunk)))
+        for rid, code, provider, level, version in session.execute(query):
+            item = CatalogItem(rid, code, provider, level, version > 0)
+            by_id[rid] = item
+            by_code[code] = item
+    found: dict[str, CatalogItem] = {}
+    for name in names:
+        match = by_id.get(name) or by_code.get(name)
+        if match is not None:
+            found[name] = match
+    return found

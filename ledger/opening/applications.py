@@ -64,7 +64,7 @@ def qualifications_of(raw: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
             raise InvalidInput(
                 "each qualification needs a name (1-200 characters)", code="invalid_qualifications"
             )
-        if not isinstance(digest, str) or not _SHA256.match(digest):
+        if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
             raise InvalidInput(
                 "each qualification needs the SHA-256 of its document as 0x + 64 lower-case hex",
                 code="invalid_qualifications",

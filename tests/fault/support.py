@@ -29,10 +29,12 @@ import httpx
 from ledger.identity.uscc import make_uscc
 from ledger.log.events import AccessEvent
 from tests.support.live import free_port
+from tests.support.world import resource_body
 
 BOOT = "st_fault-registrar-token"
 START_TIMEOUT = 120.0
 BATCH = 50
+RESOURCE_CODE = "GY-TJ-001"  # published by the operator's department (Operator.register)
 MAX_ENTRIES_PAGE = 1000  # GET /v1/log/entries returns at most this many
 
 
@@ -182,16 +184,29 @@ class Operator:
     def register(cls, url: str, seq: int = 600) -> Operator:
         registrar = {"Authorization": f"Bearer {BOOT}"}
         made: dict[str, dict[str, Any]] = {}
-        for offset, kind in enumerate(("operator", "department")):
+        # the publisher is a department of its own: the accessor's token stays unused until a test
+        # uses it (the chain outage test needs a party whose on-chain status was never read)
+        for offset, (role, kind) in enumerate(
+            (("operator", "operator"), ("department", "department"), ("publisher", "department"))
+        ):
             r = httpx.post(
                 f"{url}/v1/parties",
-                json={"kind": kind, "name": f"fault {kind}", "uscc": make_uscc(seq + offset)},
+                json={"kind": kind, "name": f"fault {role}", "uscc": make_uscc(seq + offset)},
                 headers=registrar,
                 timeout=120,
             )
             assert r.status_code == 201, r.text
-            made[kind] = r.json()
+            made[role] = r.json()
         operator, department = made["operator"], made["department"]
+        # the catalog entry the events name: an exchange platform may report real resources only
+        r = httpx.post(
+            f"{url}/v1/resources",
+            json=resource_body(RESOURCE_CODE, share_type="unconditional", level=1),
+            headers={"Authorization": f"Bearer {made['publisher']['token']}"},
+            timeout=120,
+        )
+        # a second operator of the same server finds it there, provided by the first one's publisher
+        assert r.status_code == 201 or r.json()["error"]["code"] == "resource_code_taken", r.text
         return cls(url, operator["id"], operator["token"], department["id"], department["token"])
 
     @property
@@ -206,7 +221,7 @@ class Operator:
             {
                 "event_id": f"{prefix}-{n}",
                 "accessor": self.department_id,
-                "resource": "GY-TJ-001",
+                "resource": RESOURCE_CODE,
                 "purpose": "statistics",
                 "fields": ["district", "population"],
                 "mode": "aggregate",

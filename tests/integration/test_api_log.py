@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from ledger.identity.uscc import make_uscc
 from ledger.settings import Settings
+from tests.support.world import resource_body
 
 BOOT = {"Authorization": "Bearer st_boot-log"}
 
@@ -28,6 +29,13 @@ def env(tmp_path: Path, db_url: str) -> Iterator[dict[str, Any]]:
                 "/v1/parties", json={"kind": kind, "name": kind, "uscc": make_uscc(60 + n)}, headers=BOOT
             )
             parties[kind] = {"Authorization": f"Bearer {r.json()['token']}", "id": r.json()["id"]}
+        # the catalog entry the events name (an exchange platform reports real resources only)
+        r = client.post(
+            "/v1/resources",
+            json=resource_body("GY-RS-003"),
+            headers={"Authorization": parties["department"]["Authorization"]},
+        )
+        assert r.status_code == 201, r.text
         yield {"client": client, **parties}
 
 

@@ -26,11 +26,12 @@ from ledger.log.service import MAX_TRANSACTION
 from ledger.log.verify import verify
 from ledger.runtime import Ledger
 from ledger.settings import Settings
+from ledger.sharing.catalog import FieldSpec, ResourceSpec
 from ledger.sim.city import STATISTICS_BUREAU, Scale
 from ledger.sim.run import SimOptions, simulate
 from ledger.sim.skew import is_office_hours
 from ledger.store.models import Base, LogEntry, Party, Resource, ShareRequest
-from ledger.types import PartyKind, RequestStatus
+from ledger.types import OpenType, PartyKind, RequestStatus, ShareType
 
 TINY = ["--departments", "3", "--resources", "5", "--grants", "3", "--events", "3000", "--seed", "7"]
 
@@ -143,7 +144,30 @@ def _parties(ledger: Ledger) -> tuple[Party, Party]:
     department, _ = ledger.parties.register(
         registrar, NewParty(PartyKind.DEPARTMENT, "贵阳市统计局", make_uscc(72))
     )
+    # the catalog the events name: a recorded event must name a published resource, its provider
+    # and its level (ledger/log/reported.py)
+    ledger.catalog.create_many(
+        department,
+        [
+            ResourceSpec(
+                code=f"GY-TJ-{k:03d}",
+                name=f"统计资源 {k}",
+                format="table",
+                share_type=ShareType.CONDITIONAL,
+                open_type=OpenType.NONE,
+                level=_level(k),
+                update_frequency="monthly",
+                legal_basis="《中华人民共和国统计法》",
+                fields=[FieldSpec("人口"), FieldSpec("户籍地"), FieldSpec("年龄段")],
+            )
+            for k in range(4)
+        ],
+    )
     return operator, department
+
+
+def _level(resource: int) -> int:
+    return 1 + resource % 3
 
 
 def _events(department: Party, first: int, count: int) -> list[AccessEvent]:
@@ -165,7 +189,7 @@ def _events(department: Party, first: int, count: int) -> list[AccessEvent]:
             time=start + timedelta(seconds=n),
             gateway="gy-exchange-01",
             reason="out_of_scope" if n % 3 == 0 else None,
-            level=1 + n % 3,
+            level=_level(n % 4),
         )
         for n in range(first, first + count)
     ]

@@ -20,6 +20,7 @@ from ledger.log.note import verify_note
 from ledger.log.store import NewEntry
 from ledger.runtime import Ledger
 from ledger.settings import Settings
+from tests.support.catalog import publish
 
 BOOT = {"Authorization": "Bearer st_boot-tlog"}
 PREFIX = "/v1/log/tlog"
@@ -235,6 +236,7 @@ def test_an_entry_too_large_for_a_bundle_is_refused_by_name(env: dict[str, Any])
     """An access with 1,000 subject hashes is ~70 KB: more than a uint16 length can say."""
     client, ledger = env["client"], env["ledger"]
     subjects = ["0x" + hashlib.sha256(b"%d" % i).hexdigest() for i in range(1000)]
+    publish(client, {"Authorization": env["department"]["Authorization"]}, "GY-RS-003")
     event = {
         "event_id": "big-1",
         "accessor": env["department"]["id"],

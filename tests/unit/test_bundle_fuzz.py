@@ -44,6 +44,7 @@ from ledger.identity.uscc import make_uscc
 from ledger.log.bundle import verify_bundle
 from ledger.runtime import Ledger
 from ledger.settings import Settings
+from tests.support.catalog import publish
 from tests.support.live import serve
 
 BOOT = "st_bundle-fuzz"
@@ -86,13 +87,16 @@ def genuine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Genuine]:
             )
             assert r.status_code == 201, r.text
             parties[n] = r.json()
+        provider = {"Authorization": f"Bearer {parties[2]['token']}"}
+        publish(client, provider, "GY-MZ-001")
+        publish(client, provider, "GY-MZ-004", level=4)  # its accesses are also recorded on chain
         when = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         events = [
             {
                 "event_id": f"fuzz-{i}",
                 "accessor": parties[1]["id"],
                 "provider": parties[2]["id"],
-                "resource": "GY-MZ-001",
+                "resource": "GY-MZ-004" if i == 5 else "GY-MZ-001",
                 "purpose": "social_assistance",
                 "fields": ["name", "id_number"],
                 "mode": "masked",
