@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 
 bench_app = typer.Typer(
-    no_args_is_help=True, help="benchmarks; each prints its figures beside the naive approach"
+    no_args_is_help=True,
+    help="Benchmarks; each prints its figures beside the naive approach (docs/benchmarks.md).",
 )
 
 
@@ -150,8 +151,11 @@ def all_(
     ] = None,
     postgres: Annotated[bool, typer.Option(help="also on a throw-away PostgreSQL server")] = True,
 ) -> None:
-    """Every issue-8 figure in one run and one table, each beside its comparison (ingest, Merkle vs
-    pymerkle, proof latency, verify, trail p95, API throughput under concurrency)."""
+    """Every headline figure in one run and one table, each beside its comparison.
+
+    Ingest, the Merkle log against pymerkle, proof latency, verify, trail p95, API throughput under
+    concurrency.
+    """
     from dataclasses import replace
 
     from rich.console import Console
@@ -174,7 +178,7 @@ def all_(
     Console(width=max(Console().width, 200)).print(render(result))
 
 
-bench_app.command("suite", help="the same as `sharetrail bench all`")(all_)
+bench_app.command("suite", help="The same as `sharetrail bench all`.")(all_)
 
 
 @bench_app.command("load")

@@ -76,8 +76,10 @@ def _claim(path: Path) -> Path:
         except BlockingIOError:
             os.close(fd)
             raise ChainError(
-                f"the embedded chain {path} is open in another process; several processes (uvicorn "
-                "--workers) need an external chain: SHARETRAIL_CHAIN=http(s)://…",
+                f"the embedded chain {path} is open in another process — a running `sharetrail "
+                "serve` or `demo` on this data directory (stop it first, or ask it: POST "
+                "/v1/audit/verify), or another worker: several processes (uvicorn --workers) need an "
+                "external chain, SHARETRAIL_CHAIN=http(s)://…",
                 code="embedded_chain_in_use",
             ) from None
         _HELD[lock] = (fd, 1)

@@ -15,29 +15,40 @@ needs the operator's verifier key, see :func:`ledger.log.note.verify_note`). ``l
 ``checkpoint_note`` are optional evidence: absent or null, they are not checked. Finally the
 ``grant`` section — the share grant or open contract the access was made under — is checked
 against the chain (:mod:`ledger.log.authority`): proof of authorized use, not only of logging.
+A bundle whose entry claims no authorization passes on inclusion and anchor alone;
+:func:`ledger.log.authority.describe` says so, and callers must show it.
+
+The bundle's shape is checked before anything is read from the chain: every malformed shape is
+``malformed_bundle`` (never a bare ``KeyError``/``TypeError``), and nesting deeper than
+:data:`MAX_BUNDLE_DEPTH` is refused before anything recurses into it. An ``anchor.contract`` that is
+not an anchor contract on the chain is ``anchor_contract_mismatch``; ``chain_unreachable`` means the
+endpoint could not be read at all.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from eth_typing import HexStr
 from eth_utils.crypto import keccak
 from web3 import Web3
-from web3.exceptions import Web3Exception
+from web3.exceptions import BadFunctionCallOutput, ContractLogicError, Web3Exception
 
 from ledger.canonical import canonical_json
 from ledger.errors import InvalidInput, VerificationError
 from ledger.log import merkle
-from ledger.log.authority import check_authority
+from ledger.log.authority import check_authority, check_section_shape
 from ledger.log.note import parse_checkpoint
 
 T = TypeVar("T")
 _HEX32 = re.compile(r"0x[0-9a-fA-F]{64}")
 MAX_ENTRY_DEPTH = 32
 """An access event is a flat object; deeper nesting is refused before canonicalisation recurses."""
+MAX_BUNDLE_DEPTH = 64
+"""A bundle's deepest part (an EIP-712 document in the grant section) is ~6 levels; the API's own
+limit for request bodies (``api.errors.MAX_JSON_DEPTH``) is the same figure."""
 
 ANCHORED_TOPIC = keccak(text="Anchored(uint64,bytes32,uint64)")
 LEAF_RECORDED_TOPIC = keccak(text="LeafRecorded(uint64,bytes32,uint64)")
@@ -108,6 +119,10 @@ def _self_contained(bundle: Any) -> tuple[int, bytes, bytes]:
     """(tree_size, root, leaf hash) once the entry's inclusion proof up to ``root`` checks out."""
     if not isinstance(bundle, dict) or type(bundle.get("version")) is not int or bundle["version"] != 1:
         raise VerificationError("not a version 1 proof bundle", code="malformed_bundle")
+    if not _depth_within(bundle, MAX_BUNDLE_DEPTH):
+        raise VerificationError(
+            f"the bundle is nested deeper than {MAX_BUNDLE_DEPTH}", code="malformed_bundle"
+        )
     leaf = _leaf(bundle.get("entry"))
     index = _int(bundle.get("leaf_index"), "leaf_index")
     size = _int(bundle.get("tree_size"), "tree_size")
@@ -180,9 +195,15 @@ def _emitted(
 
 
 def _read(rpc_url: str, call: Callable[[], T]) -> T:
-    """``call()`` against the chain, its failures as ``chain_unreachable``."""
+    """``call()`` against the chain, its failures as ``chain_unreachable`` — except a view call that
+    reverts or returns nothing decodable: the endpoint answered, the contract is not the anchor."""
     try:
         return call()
+    except (ContractLogicError, BadFunctionCallOutput) as exc:
+        raise VerificationError(
+            f"the contract at anchor.contract does not answer as the anchor contract: {exc}",
+            code="anchor_contract_mismatch",
+        ) from exc
     except (Web3Exception, OSError, ValueError) as exc:
         raise VerificationError(
             f"cannot read the chain at {rpc_url}: {exc}", code="chain_unreachable"
@@ -200,7 +221,13 @@ def _anchor_contract(rpc_url: str, contract_address: str, chain_id: int, timeout
             f"the endpoint serves chain {actual_chain}, the log was anchored on chain {chain_id}",
             code="chain_id_mismatch",
         )
-    contract = w3.eth.contract(address=Web3.to_checksum_address(contract_address), abi=ANCHOR_VIEW_ABI)
+    address = Web3.to_checksum_address(contract_address)
+    if not _read(rpc_url, lambda: bytes(w3.eth.get_code(address))):
+        raise VerificationError(
+            f"there is no contract at anchor.contract {address} on chain {chain_id}",
+            code="anchor_contract_mismatch",
+        )
+    contract = w3.eth.contract(address=address, abi=ANCHOR_VIEW_ABI)
     return w3, contract
 
 
@@ -222,8 +249,27 @@ def anchored_root(
     return on_chain
 
 
-def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
-    """Verify a proof bundle against a chain endpoint. Returns None or raises VerificationError."""
+def check_trusted(bundle: Any, trusted: Collection[str]) -> None:
+    """Every contract the bundle names (``anchor.contract``, ``grant.contract``) is one the verifier
+    trusts. Without this a bundle could point at look-alike contracts someone deployed on the same
+    chain, whose ``rootAt`` and ``grantOf`` say whatever its author wants; a verifier that knows the
+    log's real addresses (docs/deploy.md publishes them) pins them with ``--trust``."""
+    allowed = {a.lower() for a in trusted}
+    named = [("anchor.contract", (bundle.get("anchor") or {}).get("contract"))]
+    if isinstance(bundle.get("grant"), dict):
+        named.append(("grant.contract", bundle["grant"].get("contract")))
+    for where, value in named:
+        if not isinstance(value, str) or value.lower() not in allowed:
+            raise VerificationError(
+                f"{where} {value} is not a contract you trust (--trust)", code="untrusted_contract"
+            )
+
+
+def verify_bundle(
+    bundle: Any, rpc_url: str, *, timeout: float = 30.0, trusted: Collection[str] | None = None
+) -> None:
+    """Verify a proof bundle against a chain endpoint. Returns None or raises VerificationError.
+    ``trusted``: if given, the only contract addresses the bundle may name (:func:`check_trusted`)."""
     size, root, leaf = _self_contained(bundle)
     index = bundle["leaf_index"]
     anchor = bundle.get("anchor")
@@ -236,6 +282,10 @@ def verify_bundle(bundle: Any, rpc_url: str, *, timeout: float = 30.0) -> None:
     anchor_ref = _tx_ref(anchor, "anchor")
     leaf_record = bundle.get("leaf_record")
     record = None if leaf_record is None else _tx_ref(leaf_record, "leaf_record")
+    if bundle.get("grant") is not None:
+        check_section_shape(bundle["grant"])
+    if trusted is not None:
+        check_trusted(bundle, trusted)
     w3, contract = _anchor_contract(rpc_url, contract_address, chain_id, timeout)
     on_chain = anchored_root(
         rpc_url, contract_address, chain_id, size, timeout=timeout, reader=(w3, contract)

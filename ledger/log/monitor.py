@@ -296,12 +296,13 @@ def _fetch(http: httpx.Client, path: str) -> httpx.Response:
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
-    """``response`` if it is a 200; else ``log_forbidden`` (401, 403) or ``log_unreachable``."""
+    """``response`` if it is a 200; else ``log_unauthorized`` (401: the token is not accepted),
+    ``log_forbidden`` (403: not this party's to read) or ``log_unreachable``."""
     if response.status_code != 200:
-        refused = response.status_code in (401, 403)
+        code = {401: "log_unauthorized", 403: "log_forbidden"}.get(response.status_code, "log_unreachable")
         raise VerificationError(
             f"GET {response.request.url.raw_path.decode()}: {response.status_code} {response.text[:300]}",
-            code="log_forbidden" if refused else "log_unreachable",
+            code=code,
         )
     return response
 

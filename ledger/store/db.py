@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, Engine, Executable, Index, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ledger.errors import StoreError
@@ -134,7 +134,13 @@ class Store:
 
     def __init__(self, url: str, *, sqlite_cache_mib: int = SQLITE_CACHE_MIB) -> None:
         self.url = url
-        self.engine = make_engine(url, sqlite_cache_mib=sqlite_cache_mib)
+        try:
+            self.engine = make_engine(url, sqlite_cache_mib=sqlite_cache_mib)
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise StoreError(
+                f"not a usable database URL (sqlite:///path or postgresql+psycopg://user@host/db): {exc}",
+                code="invalid_db_url",
+            ) from None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._read_engine = self.engine.execution_options(sharetrail_readonly=True)
         self._readers = sessionmaker(self._read_engine, expire_on_commit=False)

@@ -22,6 +22,7 @@ from ledger.identity.uscc import make_uscc
 from ledger.log.bundle import verify_bundle
 from ledger.runtime import Ledger
 from ledger.settings import Settings
+from tests.support.catalog import publish
 from tests.support.evm_node import EvmNode, evm_node  # noqa: F401
 from tests.support.live import serve
 
@@ -72,6 +73,8 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             _party(client, "department", 12),
             _party(client, "department", 13),
         )
+        publish(client, _auth(provider), "GY-MZ-001")
+        publish(client, _auth(provider), "GY-MZ-004", level=4)
         r = client.post(
             "/v1/access-events",
             json=[_event(i, dept["id"], provider["id"]) for i in range(6)],
@@ -125,7 +128,11 @@ def test_bundle_verifies_against_the_chain_endpoint_only(world: dict[str, Any], 
         env=dict(os.environ),
     )
     assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.startswith("OK: log entry 4")
+    # an access recorded without a grant: the output says authorization was not checked
+    assert out.stdout.startswith(
+        "OK (inclusion and anchor verified; no grant or contract in the bundle: authorization not checked): "
+        "log entry 4 is included in the root anchored at tree size 6 on chain "
+    ), out.stdout
 
 
 def test_who_may_fetch_a_bundle(world: dict[str, Any]) -> None:
@@ -207,6 +214,7 @@ def test_bundle_checked_on_external_node_after_server_stopped(evm_node: EvmNode,
         dept = client.post(
             "/v1/parties", json={"kind": "department", "name": "d", "uscc": make_uscc(82)}, headers=boot
         ).json()
+        publish(client, _auth(dept), "GY-MZ-001")
         r = client.post(
             "/v1/access-events", json=[_event(i, dept["id"]) for i in range(3)], headers=_auth(op)
         )
@@ -225,7 +233,7 @@ def test_bundle_checked_on_external_node_after_server_stopped(evm_node: EvmNode,
 def test_level_4_access_is_also_recorded_in_its_own_transaction(world: dict[str, Any]) -> None:
     ledger: Ledger = world["app"].state.ledger
     anchor = ledger.contracts["Anchor"]
-    high = {**_event(100, world["dept"]["id"]), "level": 4}
+    high = {**_event(100, world["dept"]["id"]), "resource": "GY-MZ-004", "level": 4}
     low = {**_event(101, world["dept"]["id"]), "level": 2}
     r = world["client"].post("/v1/access-events", json=[high, low], headers=_auth(world["op"]))
     assert r.status_code == 201
@@ -243,3 +251,102 @@ def test_level_4_access_is_also_recorded_in_its_own_transaction(world: dict[str,
     assert plain["leaf_record"] is None
     forged = {**plain, "leaf_record": {"tx_hash": bundle["leaf_record"]["tx_hash"], "block_number": 1}}
     _expect(forged, world["rpc"], "leaf_record_mismatch")
+
+
+def test_a_wrong_anchor_contract_is_named_as_such(world: dict[str, Any]) -> None:
+    """QA: a wrong ``anchor.contract`` was reported as ``chain_unreachable``; the chain answered."""
+    _anchor(world)
+    good = _bundle(world, 2)
+    ledger: Ledger = world["app"].state.ledger
+    for address in (ledger.contracts["ShareLedger"].address, "0x" + "12" * 20):
+        moved = copy.deepcopy(good)
+        moved["anchor"]["contract"] = address
+        _expect(moved, world["rpc"], "anchor_contract_mismatch")
+    _expect(good, "http://127.0.0.1:9/rpc", "chain_unreachable")  # nothing listens on port 9
+
+
+def _share_grant_section(world: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    ledger: Ledger = world["app"].state.ledger
+    signed = {
+        "typed_data": {"domain": {}, "types": {}, "message": {}, "primaryType": "Request"},
+        "signature": "0x00",
+    }
+    section = {
+        "type": "share_grant",
+        "grant_id": "0x" + "ab" * 32,
+        "chain_id": ledger.chain.chain_id,
+        "contract": ledger.contracts["ShareLedger"].address,
+        "scope": {},
+        "request": signed,
+        "decision": None,
+    }
+    section.update(changes)
+    return section
+
+
+def test_malformed_grant_sections_are_malformed_bundles(world: dict[str, Any], tmp_path: Path) -> None:
+    """QA: ``grant.request.typed_data`` set to 5 crashed the CLI with an AttributeError traceback. The
+    grant section's shape is checked before anything is read from it, whatever the entry."""
+    _anchor(world)
+    good = _bundle(world, 1)
+    document: dict[str, Any] = {"domain": {}, "types": {}, "message": {}, "primaryType": "Request"}
+    signed: dict[str, Any] = {"typed_data": document, "signature": "0x00"}
+    sections: list[Any] = [
+        [],
+        "share_grant",
+        {"type": "share_grant"},
+        _share_grant_section(world, type="licence"),
+        _share_grant_section(world, chain_id="31337"),
+        _share_grant_section(world, contract="0x12"),
+        _share_grant_section(world, grant_id="0x12"),
+        _share_grant_section(world, scope=[]),
+        _share_grant_section(world, request=None),
+        _share_grant_section(world, request={**signed, "typed_data": 5}),
+        _share_grant_section(world, request={**signed, "typed_data": {**document, "domain": []}}),
+        _share_grant_section(world, request={**signed, "signature": 7}),
+        _share_grant_section(world, decision={"typed_data": "x"}),
+        {**_share_grant_section(world), "type": "open_contract", "contract_id": "0x" + "ab" * 32},
+    ]
+    for section in sections:
+        _expect({**good, "grant": section}, world["rpc"], "malformed_bundle")
+    deep: Any = {}
+    for _ in range(80):
+        deep = {"x": deep}
+    _expect({**good, "grant": deep}, world["rpc"], "malformed_bundle")
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps({**good, "grant": sections[9]}), encoding="utf-8")
+    out = subprocess.run(
+        [sys.executable, "-m", "api.cli", "verify-bundle", str(path), "--rpc", world["rpc"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 1 and out.stdout.startswith("FAILED malformed_bundle: grant.request.typed_data")
+    assert "Traceback" not in out.stderr, out.stderr
+
+
+def test_trusted_contracts_pin_what_a_bundle_may_name(world: dict[str, Any], tmp_path: Path) -> None:
+    """A bundle names its own contracts; a verifier that knows the log's real ones pins them
+    (``--trust``), so a bundle pointing at look-alike contracts on the same chain is refused before
+    anything is read from them — by the library, the CLI and the standalone script alike."""
+    _anchor(world)
+    bundle = _bundle(world, 4)
+    anchor = bundle["anchor"]["contract"]
+    verify_bundle(bundle, world["rpc"], trusted=[anchor.lower()])
+    elsewhere = "0x" + "12" * 20
+    with pytest.raises(VerificationError) as info:
+        verify_bundle(bundle, world["rpc"], trusted=[elsewhere])
+    assert info.value.code == "untrusted_contract"
+    assert info.value.message == f"anchor.contract {anchor} is not a contract you trust (--trust)"
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    script = Path(__file__).resolve().parents[2] / "docs" / "verify_bundle_standalone.py"
+    for command in (
+        [sys.executable, "-m", "api.cli", "verify-bundle", str(path), "--rpc", world["rpc"]],
+        [sys.executable, str(script), str(path), world["rpc"]],
+    ):
+        ok = subprocess.run([*command, "--trust", anchor], capture_output=True, text=True, timeout=120)
+        assert ok.returncode == 0 and ok.stdout.startswith("OK ("), ok.stdout + ok.stderr
+        bad = subprocess.run([*command, "--trust", elsewhere], capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 1, bad.stdout + bad.stderr
+        assert bad.stdout.startswith("FAILED untrusted_contract: anchor.contract "), bad.stdout

@@ -155,17 +155,23 @@ def test_keys_chain_and_server(env: dict[str, Any]) -> None:
     assert info.value.code == "log_unreachable"
     with pytest.raises(VerificationError) as info:
         monitor(env["url"], "st_not-a-token", env["rpc"])
-    assert info.value.code == "log_forbidden"
+    assert info.value.code == "log_unauthorized"
     state.write_text("[1, 2]")
     fails("bad_state", env, state_path=state)
 
 
-def test_cli(env: dict[str, Any]) -> None:
+def test_cli(env: dict[str, Any], tmp_path: Path) -> None:
     grow(env["ledger"], 1000)
     args = ["monitor", "--url", env["url"], "--rpc", env["rpc"], "--token", env["regulator"], "--entries"]
     ok = CliRunner().invoke(cli, args)
     assert ok.exit_code == 0, ok.output
     assert "OK: " in ok.output and "size 1,000" in ok.output and "1,000 entries match" in ok.output
+    lone = CliRunner().invoke(cli, [*args, "--since-last"])
+    assert lone.exit_code == 2 and "--since-last needs --state" in lone.output
+    stateful = [*args, "--state", str(tmp_path / "state.json")]
+    first, again = CliRunner().invoke(cli, stateful), CliRunner().invoke(cli, stateful)
+    assert "grew" not in first.output and "unchanged" not in first.output, first.output
+    assert again.exit_code == 0 and "matches all 5 tiles; unchanged since the last run;" in again.output
     tamper(env["ledger"], "UPDATE log_entries SET entry = CAST('{}' AS BLOB) WHERE idx = 999")
     bad = CliRunner().invoke(cli, args)
     assert bad.exit_code == 1 and "FAILED entry_mismatch: log entry 999 " in bad.output

@@ -652,7 +652,7 @@ def test_bundles_verified_with_the_server_stopped(
     script = Path(__file__).resolve().parents[2] / "docs" / "verify_bundle_standalone.py"
     for bundle, expected in (
         (good, "OK"),
-        (bundles[after], "INVALID: the contract did not authorize this access: ContractTerminated"),
+        (bundles[after], "FAILED contract_terminated: the contract did not authorize this access"),
     ):
         path = tmp_path / "standalone.json"
         path.write_text(json.dumps(bundle), encoding="utf-8")
