@@ -110,6 +110,14 @@ def target_problem(path: str, query_string: bytes) -> tuple[str, str] | None:
     return None
 
 
+def _reason(exc: ValueError) -> str:
+    """The decoder's complaint in the API's words (Python's own advice is not the caller's to take)."""
+    text = str(exc)
+    if "integer string conversion" in text or "int_max_str_digits" in text:
+        return "a number has more than 4,300 digits"
+    return text
+
+
 def is_json_media_type(content_type: str | None) -> bool:
     """``application/json`` or ``application/<something>+json`` (parameters ignored)."""
     if content_type is None:
@@ -184,7 +192,7 @@ def install(app: FastAPI) -> None:
             # FastAPI's "error parsing the body": JSON the decoder refused other than by a syntax error
             # (a UTF-16/32 guess on a body starting with NUL, a number of more than 4300 digits)
             return error_response(
-                400, "malformed_json", f"the request body is not valid JSON ({exc.__cause__})"
+                400, "malformed_json", f"the request body is not valid JSON ({_reason(exc.__cause__)})"
             )
         code = _HTTP_CODES.get(exc.status_code, "http_error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")

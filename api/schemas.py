@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
-from ledger.types import Custody, PartyKind, PartyStatus
+from ledger.types import Custody, PartyKind, PartyStatus, utc_text
+
+# A time in a response: RFC 3339, UTC, ``Z`` (a row read back from SQLite has no zone; one just
+# written has one — both come out the same)
+UtcTime = Annotated[datetime, PlainSerializer(utc_text, return_type=str)]
 
 
 class Strict(BaseModel):
@@ -31,7 +36,7 @@ class PartyOut(BaseModel):
     custody: Custody
     status: PartyStatus
     registered_tx: str | None
-    created_at: datetime
+    created_at: UtcTime
 
 
 class PartyCreated(PartyOut):

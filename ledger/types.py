@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from datetime import UTC, datetime
 from typing import NewType
 
 PartyId = NewType("PartyId", str)
@@ -136,3 +137,11 @@ class ReleaseMode(enum.StrEnum):
     INTERNAL = "internal"
     CUSTOMERS = "customers"
     PUBLIC = "public"
+
+
+def utc_text(moment: datetime) -> str:
+    """A time as the API writes it: RFC 3339 in UTC with ``Z``. A naive value is UTC already (the
+    store keeps UTC; SQLite keeps no zone)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")

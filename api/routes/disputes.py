@@ -22,7 +22,7 @@ class DisputeIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     resource_id: str
-    version: int | None = Field(default=None, ge=1, description="default: the current version")
+    version: int | None = Field(default=None, ge=1, le=2**31, description="default: the current version")
     reason: str = Field(min_length=1, max_length=4000)
     signing: Signing = Signing.CUSTODIAL
 

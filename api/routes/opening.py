@@ -8,7 +8,7 @@ carries ``typed_data`` and ``sign_at``, the path to POST ``{"signature": "0x…"
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -95,7 +95,9 @@ class DeclarationIn(Strict):
     contract_id: str = Field(min_length=66, max_length=66)
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=2000)
-    inputs: list[int] = Field(min_length=1, max_length=1000, description="log indices of the input accesses")
+    inputs: list[Annotated[int, Field(ge=0, le=2**48)]] = Field(
+        min_length=1, max_length=1000, description="log indices of the input accesses"
+    )
     purpose: str = Field(min_length=1, max_length=64, description="the declared use, a purpose code")
     release_mode: ReleaseMode
 

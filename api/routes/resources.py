@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import CurrentParty, LedgerDep
 from api.routing import Route
+from api.schemas import UtcTime
 from ledger.sharing.catalog import FieldSpec, ResourceSpec, is_published, pending_of
 from ledger.store.models import Party, Resource
 from ledger.types import MaskingRule, OpenType, ShareType, Signing
@@ -77,8 +77,8 @@ class ResourceOut(BaseModel):
     published: bool
     metadata_hash: str
     tx_hash: str | None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcTime
+    updated_at: UtcTime
     metadata: dict[str, Any]
     pending_version: int | None = Field(default=None, description="a version awaiting its signature")
     typed_data: dict[str, Any] | None = Field(
@@ -111,7 +111,7 @@ class VersionOut(BaseModel):
     version: int
     metadata_hash: str
     tx_hash: str | None
-    created_at: datetime
+    created_at: UtcTime
     metadata: dict[str, Any]
 
 

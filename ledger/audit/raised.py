@@ -21,7 +21,7 @@ from ledger.audit.rules import AlertStatus, Rule, Severity
 from ledger.errors import Conflict, Forbidden, InvalidInput, NotFound
 from ledger.store.db import Store
 from ledger.store.models import AlertCursor, LogHead, Party, RaisedAlert
-from ledger.types import PartyKind
+from ledger.types import PartyKind, utc_text
 
 MAX_PAGE = 500
 MAX_NOTE = 2000
@@ -132,7 +132,7 @@ def _monitor(session: Session) -> dict[str, Any]:
     return {
         "evaluated": cursor.next_index if cursor is not None else 0,
         "log_size": int(size),
-        "deadlines_checked_at": _utc(checked).isoformat() if checked is not None else None,
+        "deadlines_checked_at": utc_text(checked) if checked is not None else None,
     }
 
 
@@ -152,11 +152,11 @@ def as_json(row: RaisedAlert) -> dict[str, Any]:
         "evidence_total": row.evidence_count,
         "first_evidence": row.first_evidence,
         "last_evidence": row.last_evidence,
-        "raised_at": _utc(row.raised_at).isoformat(),
-        "updated_at": _utc(row.updated_at).isoformat(),
+        "raised_at": utc_text(row.raised_at),
+        "updated_at": utc_text(row.updated_at),
         "acknowledged": None
         if row.acknowledged_at is None
-        else {"by": row.acknowledged_by, "at": _utc(row.acknowledged_at).isoformat(), "note": row.note},
+        else {"by": row.acknowledged_by, "at": utc_text(row.acknowledged_at), "note": row.note},
     }
 
 

@@ -253,9 +253,18 @@ class ReportService:
         stats = report.statistics
         charts = report_charts(stats)
         template = self._jinja.get_template("report.html.j2")
+        providers = sorted({x.provider_id for x in stats.by_resource if x.provider_id})
+        names: dict[str, str] = {}
+        if providers:
+            with self.store.read() as session:
+                names = {
+                    i: n
+                    for i, n in session.execute(select(Party.id, Party.name).where(Party.id.in_(providers)))
+                }
         return template.render(
             r=report,
             s=stats,
+            party_names=names,
             charts=[Markup(svg(c)) for c in charts],  # svg() escapes every label
             severity_zh=SEVERITY_ZH,
             beijing=lambda d: d.astimezone(_CHINA).strftime("%Y-%m-%d %H:%M"),

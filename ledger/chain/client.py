@@ -117,7 +117,9 @@ class Chain:
         except Exception:
             args = []
         shown = ", ".join(a.hex() if isinstance(a, bytes) else str(a) for a in args)
-        return ContractRevert(f"contract reverted: {name}({shown})", code=snake(name), error=name, args=args)
+        return ContractRevert(
+            f"contract reverted: {name}({shown})", code=snake(name), error=name, args=args, data=str(data)
+        )
 
     def _translate(self, exc: Exception) -> ChainError:
         if isinstance(exc, ContractCustomError):
@@ -152,7 +154,7 @@ class Chain:
         except (Web3Exception, OSError, ValueError, TimeoutError) as exc:
             raise self._translate(exc) from exc
         except Exception as exc:  # eth-tester raises its own types through the provider
-            if type(exc).__module__.startswith(("eth_tester", "eth.", "requests", "urllib3")):
+            if type(exc).__module__.startswith(("eth_tester", "eth.", "eth_utils", "requests", "urllib3")):
                 raise self._translate(exc) from exc
             raise
 

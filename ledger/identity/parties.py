@@ -14,7 +14,6 @@ import logging
 import secrets
 import threading
 import time
-import unicodedata
 import uuid
 from dataclasses import dataclass
 
@@ -39,6 +38,7 @@ from ledger.identity.uscc import validate_uscc
 from ledger.identity.vault import KeyVault
 from ledger.store.db import Store
 from ledger.store.models import Party
+from ledger.text import display_text_problem
 from ledger.types import Custody, PartyKind, PartyStatus
 
 TOKEN_PREFIX = "st_"
@@ -100,14 +100,15 @@ class PartyService:
     def _insert(self, new: NewParty, *, token: str, party_id: str | None = None) -> Party:
         uscc = validate_uscc(new.uscc)
         name = new.name.strip()
-        if not name:
-            raise InvalidInput("name must not be empty", code="invalid_name")
-        if any(unicodedata.category(ch) == "Cc" for ch in name):
-            raise InvalidInput("name must not contain control characters", code="invalid_name")
+        problem = display_text_problem(name)
+        if problem is not None:
+            raise InvalidInput(f"name {problem}", code="invalid_name")
         pid = party_id or uuid.uuid4().hex
         if new.address is not None:
             if not Web3.is_address(new.address):
                 raise InvalidInput(f"{new.address!r} is not an EVM address", code="invalid_address")
+            if int(new.address, 16) == 0:  # no key signs for it: the registry would revert (ZeroAddress)
+                raise InvalidInput("the zero address cannot be a party's address", code="invalid_address")
             address, ciphertext, custody = Web3.to_checksum_address(new.address), None, Custody.CLIENT
         else:
             account, sealed = self.vault.new_account(pid)

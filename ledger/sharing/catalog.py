@@ -36,6 +36,7 @@ from ledger.identity.parties import PartyService
 from ledger.sharing.consent import Consent, renonce
 from ledger.store.db import Store
 from ledger.store.models import Party, Resource, ResourceVersion
+from ledger.text import display_text_problem
 from ledger.types import MaskingRule, OpenType, PartyKind, ShareType, Signing
 
 # Bulk publishing (create_many). Measured on the embedded chain (solc 0.8.28, optimizer 200, Prague
@@ -85,6 +86,18 @@ class ResourceSpec:
         return data
 
     def validate(self) -> None:
+        for label, value in (
+            ("name", self.name),
+            ("format", self.format),
+            ("update_frequency", self.update_frequency),
+        ):
+            problem = display_text_problem(value)
+            if problem is not None:
+                raise InvalidInput(f"{label} {problem}", code="invalid_text", field=label)
+        if not self.legal_basis.strip():  # free text (履职依据), lines allowed, but not blank
+            raise InvalidInput(
+                "legal_basis must not be empty or only whitespace", code="invalid_text", field="legal_basis"
+            )
         if not 1 <= self.level <= 4:
             raise InvalidInput("level must be 1-4 (分级)", code="invalid_level")
         names = [f.name for f in self.fields]

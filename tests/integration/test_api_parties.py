@@ -123,6 +123,18 @@ def test_bad_input_shapes(client: TestClient, registrar_headers: dict[str, str])
     _err(_register(client, registrar_headers, unexpected="field"), 422, "validation_failed")
     _err(_register(client, registrar_headers, address="0x1234"), 422, "invalid_address")
     _err(_register(client, registrar_headers, name="   "), 422, "invalid_name")
+    # no key signs for the zero address: refused as input, not as the registry's revert (409)
+    err = _err(_register(client, registrar_headers, address="0x" + "0" * 40), 422, "invalid_address")
+    assert err["message"] == "the zero address cannot be a party's address"
+    # names a reader cannot see as they are: invisible, bidirectional overrides, private use
+    for name, shown in (
+        ("\u3000\u00a0", "must not be empty or only whitespace"),
+        ("\u200b\u200b", "must not contain invisible formatting characters"),
+        ("贵阳市\u202e局政民", "must not contain invisible formatting characters"),
+        ("贵阳\ue000", "must not contain private-use characters"),
+    ):
+        err = _err(_register(client, registrar_headers, name=name), 422, "invalid_name")
+        assert err["message"].startswith("name " + shown), err["message"]
     big = {"kind": "department", "name": "x" * 2_000_000, "uscc": VALID}
     _err(client.post("/v1/parties", json=big, headers=registrar_headers), 413, "body_too_large")
 
@@ -195,6 +207,57 @@ def test_health_docs_and_rpc(client: TestClient) -> None:
         },
     ).json()
     assert len(code["result"]) > 100
+
+
+def test_times_are_utc_with_z(client: TestClient, registrar_headers: dict[str, str]) -> None:
+    """One form for every time in a response: the registrar's row, read back from the store (on
+    SQLite without a zone), used to come out without one, a party just registered with ``+00:00``."""
+    assert _register(client, registrar_headers, uscc=make_uscc(777)).status_code == 201
+    listed = client.get("/v1/parties", headers=registrar_headers).json()
+    stamps = [p["created_at"] for p in (listed["items"] if isinstance(listed, dict) else listed)]
+    assert len(stamps) >= 2 and all(s.endswith("Z") and "+" not in s for s in stamps), stamps
+
+
+def test_rpc_get_logs_past_the_head_reads_to_the_head(client: TestClient) -> None:
+    """A range ending past the head is answered up to the head (as Geth does), not with null: an
+    outside checker would read null as "no anchors"; a range starting past it has no logs."""
+
+    def logs(start: str, end: str) -> Any:
+        query = {"fromBlock": start, "toBlock": end}
+        r = client.post("/rpc", json={"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]})
+        return r.json()["result"]
+
+    everything = logs("0x0", "latest")
+    assert everything  # the deployments and the registrar's registration emitted events
+    assert logs("0x0", hex(10**9)) == everything
+    assert logs(hex(10**9), hex(10**9 + 5)) == []
+    # EIP-234: one block's logs by its hash
+    first = everything[0]
+    query = {"blockHash": first["blockHash"]}
+    r = client.post("/rpc", json={"jsonrpc": "2.0", "id": 2, "method": "eth_getLogs", "params": [query]})
+    by_hash = r.json()["result"]
+    assert by_hash and all(entry["blockHash"] == first["blockHash"] for entry in by_hash)
+    assert by_hash == [entry for entry in everything if entry["blockHash"] == first["blockHash"]]
+    for bad, message in (
+        ({**query, "fromBlock": "0x0"}, "blockHash cannot be combined with fromBlock or toBlock (EIP-234)"),
+        ({"blockHash": "0x1234"}, "bad block hash '0x1234'"),
+        ({"blockHash": "0x" + "00" * 32}, "unknown block 0x" + "00" * 32),
+    ):
+        r = client.post("/rpc", json={"jsonrpc": "2.0", "id": 3, "method": "eth_getLogs", "params": [bad]})
+        assert r.json()["error"] == {"code": -32602, "message": "invalid params: " + message}, r.text
+
+
+def test_rpc_node_failures_are_json_rpc_errors(client: TestClient) -> None:
+    """eth_call from an account that cannot pay for its gas: the embedded node refuses it with its
+    own exception type — once an HTTP 500, now a JSON-RPC error like any node's."""
+    contract = client.get("/healthz").json()["contracts"]["PartyRegistry"]
+    call = {"to": contract, "from": "0x" + "00" * 19 + "01", "data": "0x12345678"}
+    r = client.post(
+        "/rpc", json={"jsonrpc": "2.0", "id": 7, "method": "eth_call", "params": [call, "latest"]}
+    )
+    assert r.status_code == 200
+    body = r.json()
+    assert body["id"] == 7 and body["error"]["code"] == -32000 and "result" not in body, body
 
 
 def test_purposes_vocabulary_route(client: TestClient) -> None:

@@ -141,6 +141,17 @@ def test_catalog_rejections(env: dict[str, Any]) -> None:
     err(c.post("/v1/resources", json=unmasked, headers=auth(env, "minzheng")), 422, "invalid_field")
     twice = resource(fields=[{"name": "a"}, {"name": "a"}])
     err(c.post("/v1/resources", json=twice, headers=auth(env, "minzheng")), 422, "duplicate_field")
+    # labels a reader must see as they are: not blank, nothing invisible or reordering
+    for over in (
+        {"name": "\u200b\u200b"},
+        {"name": "低保\u202e息信"},
+        {"format": "\u3000"},
+        {"update_frequency": " "},
+        {"legal_basis": " \n "},
+    ):
+        r = c.post("/v1/resources", json=resource(**over), headers=auth(env, "minzheng"))
+        err(r, 422, "invalid_text")
+        assert r.json()["error"]["message"].startswith(next(iter(over))), r.text
     err(c.get("/v1/resources/nope", headers=auth(env, "minzheng")), 404, "resource_not_found")
     created = c.post("/v1/resources", json=resource(), headers=auth(env, "minzheng")).json()
     err(

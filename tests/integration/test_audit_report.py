@@ -67,6 +67,10 @@ def test_html_report(env: dict[str, Any]) -> None:  # noqa: F811
     assert root in html and anchored.tx_hash in html and f">{anchored.block_number}<" in html
     assert f'<td class="n">{anchored.size}</td>' in html
     assert "denied_burst" in html and "社会保险参保信息" in html
+    # the exchanges table names each resource's provider (it showed the party's hex id)
+    provider = env["ledger"].catalog.get(env["GY-RS-001"]).provider_id
+    name = env["ledger"].parties.get(provider).name
+    assert f"<td>GY-RS-001</td><td>{name}</td>" in html and f"<code>{provider}</code>" not in html
 
     # scope: one resource — its exchanges only, its provider's scorecard only
     scoped = c.get("/v1/audit/report", params={"resource": "GY-RS-002"}, headers=reg).text

@@ -251,6 +251,21 @@ def test_bundle_viewer_and_download_follow_the_logs_visibility(client: TestClien
     assert (r.status_code, r.headers.get("x-error-code")) == (404, "entry_not_found")
 
 
+def test_bundle_viewer_shows_an_access_under_an_open_contract(
+    env: tuple[TestClient, World, Ledger], client: TestClient, world: World
+) -> None:
+    """An access under an open contract has a contract, not a grant, behind it (its bundle's
+    ``grant`` section names ``contract_id``): the page names the contract — it used to be a 500."""
+    env[2].anchorer.anchor_once()
+    for who in ("enterprise", "regulator"):
+        client.cookies.clear()
+        login(client, world.tokens[who])
+        viewer = client.get(f"/console/bundles/{world.contract_access}")
+        assert viewer.status_code == 200, viewer.text
+        authority = viewer.text.split('data-testid="bundle-authority">', 1)[1].split("</dd>", 1)[0]
+        assert f"<code>{world.contract[:10]}…{world.contract[-6:]}</code>" in authority
+
+
 def test_workbench_decision_is_signed_custodially_and_shows_the_grant(
     env: tuple[TestClient, World, Ledger], client: TestClient, world: World
 ) -> None:

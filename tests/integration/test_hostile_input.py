@@ -295,7 +295,24 @@ def test_other_hostile_shapes(env: tuple[TestClient, World]) -> None:
     _err(client.post("/v1/parties", content=lone, headers=auth), 422, "validation_failed")
     # a number of 5000 digits (Python refuses to convert it)
     huge = b'{"kind": "department", "name": "x", "uscc": "y", "address": ' + b"9" * 5000 + b"}"
-    _err(client.post("/v1/parties", content=huge, headers=auth), 400, "malformed_json")
+    r = client.post("/v1/parties", content=huge, headers=auth)
+    _err(r, 400, "malformed_json")
+    assert r.json()["error"]["message"] == (
+        "the request body is not valid JSON (a number has more than 4,300 digits)"
+    )  # not Python's advice to call sys.set_int_max_str_digits()
+    # a log index in a body past what a SQL integer holds (it reached SQLite: a 500)
+    declaration = {
+        "contract_id": "0x" + "ab" * 32,
+        "name": "p",
+        "inputs": [2**63],
+        "purpose": "public_service",
+        "release_mode": "internal",
+    }
+    err = client.post("/v1/declarations", json=declaration, headers=world.auth("enterprise"))
+    _err(err, 422, "validation_failed")
+    assert err.json()["error"]["message"].startswith("inputs.0:"), err.text
+    dispute = {"resource_id": world.resource, "version": 2**63, "reason": "x"}
+    _err(client.post("/v1/disputes", json=dispute, headers=world.auth("requester")), 422, "validation_failed")
     # NaN and infinities are not JSON
     nan = b'{"kind": "department", "name": NaN, "uscc": "y"}'
     assert 400 <= client.post("/v1/parties", content=nan, headers=auth).status_code < 500

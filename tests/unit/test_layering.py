@@ -24,6 +24,7 @@ PURE = [
     "ledger/gateway/masking.py",
     "ledger/gateway/query.py",
     "ledger/gateway/shaping.py",
+    "ledger/text.py",
 ]
 # What a pure module may import: computation only — no files, sockets, processes, databases, chains.
 PURE_ALLOWED = {
