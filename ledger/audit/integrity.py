@@ -66,6 +66,7 @@ class IntegrityAudit:
                 "root": "0x" + bytes(latest.root).hex(),
                 "tx_hash": latest.tx_hash,
                 "block_number": latest.block_number,
-                "anchored_at": latest.anchored_at,
+                # aware, so it is written with its zone like every time (SQLite keeps none)
+                "anchored_at": latest.anchored_at.replace(tzinfo=latest.anchored_at.tzinfo or UTC),
             },
         }

@@ -24,7 +24,7 @@ from ledger.log.note import NoteSigner
 from ledger.log.reported import CatalogItem, check_reported
 from ledger.log.store import Appended, AppendGuard, LogStore, NewEntry
 from ledger.store.models import Party, Resource
-from ledger.types import PartyKind
+from ledger.types import PartyKind, utc_text
 
 log = logging.getLogger("sharetrail.log")
 
@@ -172,7 +172,7 @@ class LogService:
                 "contract": latest.contract,
                 "tx_hash": latest.tx_hash,
                 "block_number": latest.block_number,
-                "at": latest.anchored_at.isoformat(),
+                "at": utc_text(latest.anchored_at),
             },
             "note": latest.note,
             "log_size": size,

@@ -79,6 +79,12 @@ def test_record_and_read_back(env: dict[str, Any]) -> None:
     assert len(proof["proof"]) == 2
     cons = env["client"].get("/v1/log/proof/consistency?first=1&second=4", headers=BOOT).json()
     assert len(cons["proof"]) == 2
+    # anchored: when, in the API's one time form (UTC, Z) — read back from SQLite it had no zone
+    assert env["client"].app.state.ledger.anchorer.anchor_once() is not None
+    anchored = env["client"].get("/v1/log/checkpoint", headers=BOOT).json()["anchored"]
+    assert anchored["at"].endswith("Z") and "+" not in anchored["at"], anchored
+    audit = env["client"].post("/v1/audit/verify", headers=env["regulator"]).json()
+    assert audit["latest_anchored"]["anchored_at"].endswith("Z"), audit["latest_anchored"]
 
 
 @pytest.mark.parametrize(
