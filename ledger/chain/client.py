@@ -10,6 +10,7 @@ error's name in snake_case, so nothing from web3 leaks out of ``ledger``.
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import threading
 import time
@@ -38,6 +39,11 @@ _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 # Hardhat answers an eth_call that reverts with a custom error it has no ABI for like this.
 _HARDHAT_REVERT = re.compile(r"unrecognized custom error \(return data: (0x[0-9a-fA-F]{8,})\)")
 _TESTER_REVERT = re.compile(r"execution reverted: (b'.*'|b\".*\")$", re.DOTALL)
+# A node's refusal of a nonce another process used first (Geth, Besu, Hardhat, eth-tester wording)
+_STALE_NONCE = re.compile(
+    r"nonce too low|nonce has already been used|replacement transaction underpriced", re.I
+)
+NONCE_RETRIES = 3
 
 
 def snake(name: str) -> str:
@@ -196,6 +202,30 @@ class Chain:
             self._nonces[address] = int(count)
         return self._nonces[address]
 
+    def _send(self, sender: LocalAccount, build: Callable[[int], Any]) -> Any:
+        """Sign and send the transaction ``build(nonce)`` makes; its hash. The nonce is this
+        process's count for the sender — but another process may send from the same account (the
+        workers of one deployment share the registrar's and the platform's keys), so a node that
+        answers "nonce too low" (the nonce was used) or "replacement transaction underpriced" (one
+        is pending under it) has not taken ours: the count is read again from the node and the
+        transaction rebuilt, up to ``NONCE_RETRIES`` times. Any other refusal (including "already
+        known": ours is in the pool) is raised, the count resynced next time."""
+        for attempt in range(NONCE_RETRIES):
+            nonce = self._next_nonce(sender.address)
+            send = functools.partial(
+                self.w3.eth.send_raw_transaction, sender.sign_transaction(build(nonce)).raw_transaction
+            )
+            try:
+                tx_hash = self._rpc(send)
+            except ChainError as exc:
+                self._nonces.pop(sender.address, None)  # resync from the node next time
+                if attempt + 1 < NONCE_RETRIES and _STALE_NONCE.search(exc.message):
+                    continue
+                raise
+            self._nonces[sender.address] = nonce + 1
+            return tx_hash
+        raise AssertionError("unreachable")  # the last attempt returns or raises
+
     def transact(
         self,
         fn: ContractFunction | ContractConstructor,
@@ -211,15 +241,12 @@ class Chain:
                 estimate = int(self._rpc(lambda: fn.estimate_gas({"from": sender.address})))
                 gas = estimate + estimate // 5 + 10_000
             params["gas"] = gas
-            params["nonce"] = self._next_nonce(sender.address)
-            tx = self._rpc(lambda: fn.build_transaction(cast(TxParams, params)))
-            signed = sender.sign_transaction(tx)
-            try:
-                tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-            except ChainError:
-                self._nonces.pop(sender.address, None)  # resync from the node next time
-                raise
-            self._nonces[sender.address] = params["nonce"] + 1
+            tx_hash = self._send(
+                sender,
+                lambda nonce: self._rpc(
+                    lambda: fn.build_transaction(cast(TxParams, {**params, "nonce": nonce}))
+                ),
+            )
         receipt = self.wait(tx_hash, timeout=timeout)
         if receipt.raw["status"] != 1:
             raise ContractRevert(f"transaction {receipt.tx_hash} reverted on chain", code="tx_reverted")
@@ -227,18 +254,14 @@ class Chain:
 
     def send_value(self, sender: LocalAccount, to: str, value: int) -> Receipt:
         with self._send_lock:
-            nonce = self._next_nonce(sender.address)
             tx: dict[str, Any] = {
                 "to": Web3.to_checksum_address(to),
                 "value": value,
                 "gas": 21_000,
-                "nonce": nonce,
                 "chainId": self.chain_id,
                 **self._fees(),
             }
-            signed = sender.sign_transaction(tx)
-            tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(signed.raw_transaction))
-            self._nonces[sender.address] = nonce + 1
+            tx_hash = self._send(sender, lambda nonce: {**tx, "nonce": nonce})
         return self.wait(tx_hash)
 
     def wait(self, tx_hash: Any, *, timeout: float = 60.0) -> Receipt:

@@ -61,3 +61,25 @@ def test_api_and_rpc_over_external_node(evm_node: EvmNode, tmp_path: Path) -> No
             },
         ).json()
         assert rpc["result"]["status"] == "0x1"
+
+
+def test_two_processes_sending_from_one_account(evm_node: EvmNode) -> None:  # noqa: F811
+    """The workers of one deployment share keys (the registrar's, the platform's) and each counts
+    the account's nonce itself: after the other sent, a worker's count is stale and the node
+    answers "nonce too low" — which failed the request (a flaky 2-worker test showed it). The
+    client now reads the count again and sends once more; two clients stand for two processes."""
+    from eth_account import Account
+
+    from ledger.chain.client import Chain
+
+    first, second = Chain.http(evm_node.url), Chain.http(evm_node.url)
+    shared = Account.create()
+    dev = first.w3.eth.accounts[0]
+    funded = first.w3.eth.send_transaction({"from": dev, "to": shared.address, "value": 10**18})
+    first.wait(funded)
+    target = Account.create().address
+    for chain in (first, second, first, second, first):
+        receipt = chain.send_value(shared, target, 1)
+        assert receipt.raw["status"] == 1
+    assert first.balance(target) == 5
+    assert first.w3.eth.get_transaction_count(shared.address) == 5
