@@ -69,13 +69,14 @@ def test_two_processes_sending_from_one_account(evm_node: EvmNode) -> None:  # n
     answers "nonce too low" — which failed the request (a flaky 2-worker test showed it). The
     client now reads the count again and sends once more; two clients stand for two processes."""
     from eth_account import Account
+    from web3.types import Wei
 
     from ledger.chain.client import Chain
 
     first, second = Chain.http(evm_node.url), Chain.http(evm_node.url)
     shared = Account.create()
     dev = first.w3.eth.accounts[0]
-    funded = first.w3.eth.send_transaction({"from": dev, "to": shared.address, "value": 10**18})
+    funded = first.w3.eth.send_transaction({"from": dev, "to": shared.address, "value": Wei(10**18)})
     first.wait(funded)
     target = Account.create().address
     for chain in (first, second, first, second, first):
