@@ -15,6 +15,7 @@ from ledger.errors import Conflict, InvalidInput
 from ledger.identity.parties import PartyService
 from ledger.log.store import LogStore, NewEntry
 from ledger.sharing.catalog import CatalogService
+from ledger.sharing.conditions import check_instant
 from ledger.sharing.consent import Consent
 from ledger.store.db import Store
 from ledger.store.models import NegativeListing, Resource
@@ -79,14 +80,8 @@ class Opening:
 
 
 def epoch(value: datetime, what: str) -> int:
-    if value.tzinfo is None:
-        raise InvalidInput(f"{what} must carry a timezone", code="invalid_window")
-    try:
-        year = value.astimezone(UTC).year
-    except OverflowError:
-        year = 0
-    if not 1970 <= year <= 9998:
-        raise InvalidInput(f"{what} must lie between 1970 and 9998", code="invalid_window")
+    """``value`` as the contract's uint64 epoch seconds, checked as a share scope's instants are."""
+    check_instant(what, value)
     return int(value.timestamp())
 
 
